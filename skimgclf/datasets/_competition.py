@@ -1,0 +1,84 @@
+"""Write arrays of images out in the competition layout users receive."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class CompetitionLayout:
+    """Paths of a competition layout written by :func:`export_competition_layout`."""
+
+    root: Path
+    train_csv: Path
+    train_dir: Path
+    test_csv: Path
+    test_dir: Path
+    sample_submission: Path
+
+
+def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_column="id",
+                              label_column="label", suffix=".png", first_id=1):
+    """Write images and labels as ``train.csv`` + ``train/``, ``test.csv`` + ``test/``.
+
+    This is the layout of the "identify the apparel" and digit-recognition challenges: the CSVs
+    hold bare ids (``1, 2, …``), image ``i`` is ``train/<i>.png``, test ids continue after the
+    training ids, and ``sample_submission.csv`` lists the test ids with a placeholder label.
+
+    Parameters
+    ----------
+    x_train : ndarray of shape (n, h, w) or (n, h, w, c), uint8
+        Training images.
+    y_train : array-like of shape (n,)
+        Training labels, written verbatim to the ``label_column``.
+    directory : str or path-like
+        Folder to write into; created if needed. Existing files of the same names are replaced.
+    x_test : ndarray, default=None
+        Test images; without them only the training half is written.
+    id_column, label_column : str, default="id", "label"
+        CSV column names.
+    suffix : str, default=".png"
+        File suffix; the CSVs hold ids without it. Any format PIL writes from the suffix works.
+    first_id : int, default=1
+        Id of the first training image.
+
+    Returns
+    -------
+    CompetitionLayout
+        The paths written (test paths are still returned when ``x_test`` is None, unwritten).
+    """
+    root = Path(directory)
+    layout = CompetitionLayout(root, root / "train.csv", root / "train", root / "test.csv",
+                               root / "test", root / "sample_submission.csv")
+    x_train = np.asarray(x_train)
+    y_train = np.asarray(y_train)
+    if len(x_train) != len(y_train):
+        raise ValueError(f"x_train has {len(x_train)} images but y_train has {len(y_train)} labels")
+    train_ids = np.arange(first_id, first_id + len(x_train))
+    _write_images(x_train, train_ids, layout.train_dir, suffix)
+    _write_csv(pd.DataFrame({id_column: train_ids, label_column: y_train}), layout.train_csv)
+    if x_test is not None:
+        test_ids = np.arange(train_ids[-1] + 1, train_ids[-1] + 1 + len(x_test))
+        _write_images(np.asarray(x_test), test_ids, layout.test_dir, suffix)
+        _write_csv(pd.DataFrame({id_column: test_ids}), layout.test_csv)
+        _write_csv(pd.DataFrame({id_column: test_ids, label_column: y_train[0]}),
+                   layout.sample_submission)
+    return layout
+
+
+def _write_images(images, ids, folder, suffix):
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, image_id in zip(images, ids):
+        Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
+                        ).save(folder / f"{image_id}{suffix}")
+
+
+def _write_csv(frame, path):
+    # The CSV is what marks a layout complete, so it appears whole or not at all.
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)

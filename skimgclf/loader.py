@@ -1,9 +1,491 @@
-"""Placeholder: ImageFolderLoader is being written (issue 2)."""
+"""ImageFolderLoader: a table of image names and a folder of images → one array of pixels."""
+
+import logging
+import math
+import numbers
+import os
+from collections import Counter, namedtuple
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed, effective_n_jobs
+from PIL import Image
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+from ._cache import DecodedImageCache
+from ._images import CHANNELS, COLOR_MODES, INTERPOLATIONS, decode_image, resolve_image_path
+from .exceptions import ImageLoadError
+
+logger = logging.getLogger(__name__)
+
+# A progress bar for a few hundred images would only flash by.
+_PROGRESS_MIN_IMAGES = 1000
+# Images per parallel task: large enough that joblib's per-task cost vanishes, small enough
+# that the workers stay balanced and the progress bar moves.
+_MAX_CHUNK = 256
+_SHOWN = 5
+
+_Settings = namedtuple("_Settings", "mode size resample dtype rescale")
 
 
-class ImageFolderLoader:
-    pass
+class ImageFolderLoader(TransformerMixin, BaseEstimator):
+    """Load the images named in ``X`` from a folder into one array.
+
+    A stateless transformer: :meth:`fit` only checks the parameters, :meth:`transform` reads
+    the images. It is the first step of a pipeline whose input is the competition layout, a
+    CSV of image names beside a folder of images::
+
+        Pipeline([("load", ImageFolderLoader("train", suffix=".png")), ("cnn", CNNClassifier())])
+
+    Parameters
+    ----------
+    image_dir : str or path-like
+        The folder holding the images. Names in ``X`` are relative to it and may not leave it:
+        absolute names, names containing ``..`` and symbolic links resolving outside it are
+        refused.
+    path_column : str or None, default=None
+        The column of a DataFrame ``X`` holding the names; None takes the first column.
+        Ignored for other kinds of ``X``.
+    suffix : str, default=""
+        Appended to each name that does not already end with it, for CSVs holding bare ids
+        (``1`` → ``1.png`` with ``suffix=".png"``).
+    color_mode : {"grayscale", "rgb", "rgba"}, default="grayscale"
+        Output channels: 1, 3 or 4. Every PIL mode is converted: palette images through RGBA
+        when they have transparency; 16-bit images (``I;16``, ``I``) are scaled to 8 bits
+        (65535 → 255), not clipped; ``F`` images are read on the 0-255 scale.
+    target_size : tuple of (int, int) or None, default=None
+        ``(height, width)`` to resize every image to. None keeps the files' size, which must
+        then be the same for all of them.
+    interpolation : {"nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"}, \
+            default="bilinear"
+        The resampling filter used by ``target_size``. JPEG files at least twice the target
+        size are first decoded at a reduced scale (libjpeg's draft mode), which is much faster
+        and differs from a full-size decode by a few grey levels.
+    rescale : float or None, default=1/255
+        Factor applied to the 8-bit pixel values, computed in double precision and then stored
+        as ``dtype``. None keeps the values 0-255.
+    dtype : str or numpy dtype, default="float32"
+        Type of the output. An integer type (e.g. ``"uint8"``, four times less memory than
+        float32) needs ``rescale=None``.
+    n_jobs : int or None, default=None
+        Number of threads decoding in parallel; None means 1 unless in a
+        :func:`joblib.parallel_config` context, -1 means all processors. Threads are enough
+        because PIL releases the GIL while decoding and resizing, and they write straight into
+        the output array.
+    cache : str, path-like or None, default=None
+        A folder keeping the decoded pixels of every image, so that repeated transforms (the
+        folds and candidates of a grid search, later runs) decode each file once. An image is
+        decoded again when its file's size or modification time changes or the decode
+        settings differ. The folder can be shared by loaders, processes and runs.
+    verbose : bool, default=False
+        Show a progress bar when loading 1,000 images or more.
+
+    See Also
+    --------
+    read_class_folders : Names and labels for the one-folder-per-class layout.
+
+    Notes
+    -----
+    Each :meth:`transform` logs one record on the ``skimgclf.loader`` logger at INFO level,
+    whose attributes ``n_images``, ``n_decoded`` and ``n_from_cache`` say how many images were
+    loaded, decoded and read from ``cache``. The loader itself keeps no state, so these counts
+    remain readable when a grid search clones it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skimgclf import ImageFolderLoader
+    >>> train = pd.read_csv("train.csv")  # doctest: +SKIP
+    >>> X = ImageFolderLoader("train", suffix=".png").fit_transform(train)  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
+    (60000, 28, 28, 1)
+    """
+
+    def __init__(self, image_dir, path_column=None, suffix="", color_mode="grayscale",
+                 target_size=None, interpolation="bilinear", rescale=1 / 255, dtype="float32",
+                 n_jobs=None, cache=None, verbose=False):
+        self.image_dir = image_dir
+        self.path_column = path_column
+        self.suffix = suffix
+        self.color_mode = color_mode
+        self.target_size = target_size
+        self.interpolation = interpolation
+        self.rescale = rescale
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+        self.cache = cache
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Check the parameters and that ``X`` holds image names; nothing is learned.
+
+        No file is read: the images are loaded by :meth:`transform`.
+
+        Parameters
+        ----------
+        X : DataFrame, Series, or sequence of str, pathlib.Path or int of shape (n_samples,)
+            Image names, as for :meth:`transform`.
+        y : ignored
+            Present for the API.
+
+        Returns
+        -------
+        self : ImageFolderLoader
+            The loader, unchanged.
+        """
+        self._check_params()
+        _image_names(X, self.path_column, self.suffix)
+        return self
+
+    def transform(self, X):
+        """Load the images named in ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame, Series, or sequence of str, pathlib.Path or int of shape (n_samples,)
+            Image names relative to ``image_dir``: for a DataFrame, those of ``path_column``;
+            for a 2-D array, those of its first column.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, height, width, channels)
+            The pixels × ``rescale`` as ``dtype``, in the order of ``X``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` holds no names, lacks ``path_column``, or holds missing (NaN) or
+            non-name values.
+        ImageLoadError
+            If files are missing (one error for all of them), unsafe, corrupt or of different
+            sizes without ``target_size``.
+        """
+        settings = self._check_params()
+        names, labels = _image_names(X, self.path_column, self.suffix)
+        root = os.path.realpath(os.fspath(self.image_dir))
+        if not os.path.isdir(root):
+            raise ImageLoadError(f"image_dir {os.fspath(self.image_dir)!r} is not a folder")
+        rows = _Rows(names, labels, root)
+        cache = None
+        if self.cache is not None:
+            cache = DecodedImageCache(self.cache, (settings.mode, settings.size,
+                                                   settings.resample.name))
+        reader = _Reader(rows, settings, cache)
+        shape = None
+        if settings.size is not None:
+            width, height = settings.size
+            shape = (height, width, CHANNELS[settings.mode])
+        output = _Output(len(names), shape, settings)
+
+        misses = range(len(names))
+        if cache is not None:
+            # Hits are read here, in order: reading an entry takes a few system calls, which
+            # threads contending for the GIL would only slow down.
+            misses = [position for position in misses
+                      if not output.put(position, reader.cached(position))]
+        todo = misses
+        if todo and output.array is None:
+            # Without target_size the output takes the first image's size; the others are
+            # checked against it.
+            output.put(todo[0], reader.decode(todo[0]))
+            todo = todo[1:]
+
+        n_workers = effective_n_jobs(self.n_jobs)
+        chunk = max(1, min(_MAX_CHUNK, math.ceil(len(todo) / (4 * n_workers))))
+        results = Parallel(n_jobs=self.n_jobs, require="sharedmem",
+                           return_as="generator_unordered")(
+            delayed(reader.decode_into)(output, todo[start:start + chunk])
+            for start in range(0, len(todo), chunk))
+        show = bool(self.verbose) and len(names) >= _PROGRESS_MIN_IMAGES
+        with tqdm(total=len(names), initial=len(names) - len(todo), disable=not show,
+                  unit="image", desc="Loading images") as bar:
+            for count in results:
+                bar.update(count)
+        if output.mismatched:
+            raise ImageLoadError(_size_message(rows, output.array.shape[1:], output.mismatched))
+
+        logger.info("loaded %d images from %s: %d decoded, %d from the cache", len(names),
+                    root, len(misses), len(names) - len(misses),
+                    extra={"n_images": len(names), "n_decoded": len(misses),
+                           "n_from_cache": len(names) - len(misses)})
+        return output.array
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        # X is a column of names: strings, or integer ids naming files (``1`` → ``1.png``),
+        # which are nominal values, not quantities. 1-D X is accepted too, but that tag would
+        # make scikit-learn's checks pass only 1-D X, which most of them cannot index.
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        # X holds file names, so scikit-learn's numeric validation does not apply.
+        tags.no_validation = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+    def _check_params(self):
+        """Validate the parameters and return the settings derived from them."""
+        if not isinstance(self.image_dir, (str, os.PathLike)):
+            raise ValueError(f"image_dir must be a folder (str or path-like); "
+                             f"got {self.image_dir!r}")
+        if not isinstance(self.suffix, str):
+            raise ValueError(f"suffix must be a str such as '.png'; got {self.suffix!r}")
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}; "
+                             f"got {self.color_mode!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}; "
+                             f"got {self.interpolation!r}")
+        size = None
+        if self.target_size is not None:
+            if not _is_size(self.target_size):
+                raise ValueError("target_size must be None or (height, width), two positive "
+                                 f"ints; got {self.target_size!r} (channels come from "
+                                 "color_mode)")
+            size = (int(self.target_size[1]), int(self.target_size[0]))
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError as err:
+            raise ValueError(f"dtype must be a numpy dtype such as 'float32' or 'uint8'; "
+                             f"got {self.dtype!r}") from err
+        if dtype.kind != "f" and not (dtype.kind in "iu" and np.can_cast(np.uint8, dtype)):
+            raise ValueError(f"dtype must be a float type, or an integer type holding 0-255 "
+                             f"such as 'uint8'; got {self.dtype!r}")
+        if self.rescale is not None:
+            if (isinstance(self.rescale, bool) or not isinstance(self.rescale, numbers.Real)
+                    or not math.isfinite(self.rescale)):
+                raise ValueError(f"rescale must be a finite number or None; "
+                                 f"got {self.rescale!r}")
+            if dtype.kind != "f":
+                raise ValueError(f"rescale={self.rescale!r} needs a float dtype, but dtype="
+                                 f"{self.dtype!r}; set rescale=None to keep the raw 0-255 "
+                                 "pixels, or dtype='float32'")
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, numbers.Integral)
+                                        or isinstance(self.n_jobs, bool) or self.n_jobs == 0):
+            raise ValueError(f"n_jobs must be None or a non-zero int; got {self.n_jobs!r}")
+        if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):
+            raise ValueError(f"cache must be None or a folder (str or path-like); "
+                             f"got {self.cache!r}")
+        return _Settings(COLOR_MODES[self.color_mode], size, INTERPOLATIONS[self.interpolation],
+                         dtype, self.rescale)
 
 
 def read_class_folders(root):
-    raise NotImplementedError
+    """List the images of a one-folder-per-class layout, ``root/<class>/<image>``.
+
+    Image files are those whose extension PIL knows; hidden files and folders are skipped and
+    sub-folders of a class folder belong to that class.
+
+    Parameters
+    ----------
+    root : str or path-like
+        The folder holding one folder per class.
+
+    Returns
+    -------
+    X : DataFrame
+        One column, ``path``: each image's path relative to ``root`` with ``/`` separators,
+        sorted by class then path; feed it to ``ImageFolderLoader(root)``.
+    y : Series
+        The class of each image (its folder's name), named ``label``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``root`` is not a folder.
+    ValueError
+        If no class folder holds an image.
+
+    Examples
+    --------
+    >>> from skimgclf import ImageFolderLoader, read_class_folders
+    >>> X, y = read_class_folders("photos")  # doctest: +SKIP
+    >>> images = ImageFolderLoader("photos", color_mode="rgb", target_size=(64, 64)).transform(X)
+    ... # doctest: +SKIP
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"read_class_folders: {root} is not a folder; expected a "
+                                "folder holding one folder per class")
+    extensions = {extension.lower() for extension in Image.registered_extensions()}
+    paths, labels = [], []
+    for class_dir in sorted(root.iterdir()):
+        if class_dir.name.startswith(".") or not class_dir.is_dir():
+            continue
+        found = []
+        for folder, subfolders, files in os.walk(class_dir):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+            found.extend(Path(folder, name).relative_to(root).as_posix() for name in files
+                         if not name.startswith(".")
+                         and os.path.splitext(name)[1].lower() in extensions)
+        paths.extend(sorted(found))
+        labels.extend([class_dir.name] * len(found))
+    if not paths:
+        raise ValueError(f"read_class_folders: no images found in the class folders of {root}; "
+                         "expected root/<class name>/<image files>")
+    return pd.DataFrame({"path": paths}), pd.Series(labels, name="label")
+
+
+class _Rows:
+    """The resolved files of a transform's rows, and how to name a row in an error."""
+
+    def __init__(self, names, labels, root):
+        self.names = names
+        self.labels = labels
+        self.root = root
+        self.paths, self.versions = [], []
+        for position, name in enumerate(names):
+            path, status = resolve_image_path(name, root, self.where(position))
+            self.paths.append(path)
+            # Only what the cache key needs: whole stat results would cost ~0.5 kB a row.
+            self.versions.append(None if status is None
+                                 else (status.st_size, status.st_mtime_ns))
+        missing = [i for i, version in enumerate(self.versions) if version is None]
+        if missing:
+            raise ImageLoadError(self._missing_message(missing))
+
+    def where(self, position):
+        """Return the name and row of ``position`` for messages."""
+        label = "" if self.labels is None or self.labels[position] == position else (
+            f", index {self.labels[position]!r}")
+        return f"{self.names[position]!r} (row {position}{label})"
+
+    def _missing_message(self, missing):
+        shown = ", ".join(repr(self.names[i]) for i in missing[:_SHOWN])
+        more = f" and {len(missing) - _SHOWN} more" if len(missing) > _SHOWN else ""
+        message = (f"{len(missing)} of {len(self.names)} images are missing from "
+                   f"{self.root}: {shown}{more}.")
+        if not any(os.path.splitext(name)[1] for name in self.names):
+            message += " The names have no file extension: set suffix, e.g. suffix='.png'."
+        return message
+
+
+class _Reader:
+    """Pixels of the rows, from the cache or decoded."""
+
+    def __init__(self, rows, settings, cache):
+        self.rows = rows
+        self.settings = settings
+        self.cache = cache
+
+    def cached(self, position):
+        """Return the cached pixels of row ``position``, or None."""
+        return self.cache.get(self.cache.entry(self.rows.paths[position],
+                                               self.rows.versions[position]))
+
+    def decode(self, position):
+        """Decode row ``position`` into uint8 pixels, and keep them in the cache."""
+        path = self.rows.paths[position]
+        pixels = decode_image(path, self.rows.where(position), mode=self.settings.mode,
+                              size=self.settings.size, resample=self.settings.resample)
+        if self.cache is not None:
+            self.cache.put(self.cache.entry(path, self.rows.versions[position]), pixels)
+        return pixels
+
+    def decode_into(self, output, positions):
+        """Decode ``positions`` into ``output``; return how many there were."""
+        for position in positions:
+            output.put(position, self.decode(position))
+        return len(positions)
+
+
+class _Output:
+    """The output array, allocated once at the size of the first image unless known."""
+
+    def __init__(self, n_images, shape, settings):
+        self.n_images = n_images
+        self.settings = settings
+        self.array = None if shape is None else self._allocate(shape)
+        # Rows whose size differs from the array's; list.append is atomic across threads.
+        self.mismatched = []
+
+    def _allocate(self, shape):
+        return np.empty((self.n_images, *shape), dtype=self.settings.dtype)
+
+    def put(self, position, pixels):
+        """Write ``pixels`` × rescale into row ``position``; return False for None pixels."""
+        if pixels is None:
+            return False
+        if self.array is None:
+            self.array = self._allocate(pixels.shape)
+        if pixels.shape != self.array.shape[1:]:
+            self.mismatched.append((position, pixels.shape))
+        elif self.settings.rescale is None:
+            self.array[position] = pixels
+        else:
+            np.multiply(pixels, self.settings.rescale, out=self.array[position])
+        return True
+
+
+def _image_names(X, path_column, suffix):
+    """Return the names in ``X`` with ``suffix`` appended, and pandas row labels or None."""
+    if isinstance(X, pd.DataFrame):
+        if path_column is None:
+            if X.shape[1] == 0:
+                raise ValueError("X is a DataFrame without columns; expected a column of "
+                                 "image names")
+            column = X.iloc[:, 0]
+        elif path_column in X.columns:
+            column = X[path_column]
+        else:
+            raise ValueError(f"path_column={path_column!r} is not a column of X; its columns "
+                             f"are {list(X.columns)}")
+        values, labels = column.tolist(), column.index.tolist()
+    elif isinstance(X, pd.Series):
+        values, labels = X.tolist(), X.index.tolist()
+    elif issparse(X):
+        raise ValueError("X is a sparse matrix; expected image names (a DataFrame, a Series or "
+                         "a sequence of names), and sparse input is not supported")
+    elif isinstance(X, (str, bytes, os.PathLike)):
+        raise ValueError(f"X must be a sequence of image names; got a single "
+                         f"{type(X).__name__} {X!r}: wrap it in a list")
+    else:
+        array = np.asarray(X, dtype=object)
+        if array.ndim == 2 and array.shape[1] > 0:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise ValueError("X must be a DataFrame, a Series, a 1-D sequence of image names "
+                             f"or a 2-D array of them in its first column; got "
+                             f"{type(X).__name__} of shape {array.shape}")
+        values, labels = array.tolist(), None
+    if not values:
+        raise ValueError("X holds no image names; expected at least one row")
+    names, bad = [], []
+    for position, value in enumerate(values):
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value:
+            names.append(value if value.lower().endswith(suffix.lower()) else value + suffix)
+        else:
+            bad.append(position)
+    if bad:
+        shown = ", ".join(f"row {i} ({values[i]!r})" for i in bad[:_SHOWN])
+        more = f" and {len(bad) - _SHOWN} more" if len(bad) > _SHOWN else ""
+        hint = (" A CSV column with blank cells is read as floats with NaN: drop or fill "
+                "those rows." if any(isinstance(values[i], float) for i in bad) else "")
+        raise ValueError(f"X holds {len(bad)} values that are not image names: {shown}{more}; "
+                         f"expected non-empty str, pathlib.Path or int.{hint}")
+    return names, labels
+
+
+def _is_size(value):
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(side, numbers.Integral) and not isinstance(side, bool)
+                    and side > 0 for side in value))
+
+
+def _size_message(rows, shape, mismatched):
+    sizes = Counter({shape[:2]: len(rows.names) - len(mismatched)})
+    example = {shape[:2]: 0}
+    for position, other in mismatched:
+        sizes[other[:2]] += 1
+        example.setdefault(other[:2], position)
+    found = ", ".join(f"{height}×{width} ({count} images, e.g. {rows.where(example[size])})"
+                      for size, count in sizes.most_common() for height, width in [size])
+    return (f"the images differ in size: {found}. Set target_size=(height, width) to resize "
+            "them all to one size.")

@@ -72,7 +72,7 @@ def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_co
 
 def _write_images(images, ids, folder, suffix):
     folder.mkdir(parents=True, exist_ok=True)
-    for image, image_id in zip(images, ids):
+    for image, image_id in zip(images, ids, strict=True):
         Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
                         ).save(folder / f"{image_id}{suffix}")
 

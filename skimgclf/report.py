@@ -1,0 +1,432 @@
+"""What a training run did, as pictures: curves, confusion matrix, misclassified images, HTML.
+
+Only the command line uses this module; the estimators never import it.
+"""
+
+import base64
+import html
+import io
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import unique_labels
+
+from . import __version__
+
+CURVES_PNG = "training_curves.png"
+CONFUSION_PNG = "confusion_matrix.png"
+MISCLASSIFIED_PNG = "misclassified.png"
+REPORT_HTML = "report.html"
+
+_DPI = 110
+_GRID_COLUMNS = 8
+_GRID_MAX_IMAGES = 48  # six rows of eight: enough to see a pattern, small enough to scan
+_ANNOTATE_MAX_CLASSES = 30  # beyond this the counts no longer fit in the cells
+_TRAIN_COLOR, _VAL_COLOR, _WRONG_COLOR = "#1f77b4", "#ff7f0e", "#c0392b"
+
+
+def write_report(directory, *, history=None, y_true=None, y_pred=None, images=None,
+                 class_names=None, title="skimgclf report"):
+    """Write the pictures of a training run and one self-contained HTML page about it.
+
+    Every part is optional and drawn from what is given: ``training_curves.png`` from
+    ``history``, ``confusion_matrix.png`` and the per-class scores from ``y_true`` and
+    ``y_pred``, ``misclassified.png`` from those and ``images``. ``report.html`` embeds the
+    pictures, so it can be mailed or opened alone. Each file is written to a temporary name
+    and renamed, so an interrupted run never leaves half a file; pictures of an earlier report
+    in ``directory`` that this one does not draw are removed.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Folder to write into; created if needed.
+    history : mapping of str to sequence of float, default=None
+        Per-epoch values as in Keras's ``History.history`` or scikeras's ``history_``:
+        ``loss``, ``accuracy`` and their ``val_`` counterparts, any of which may be missing.
+        Every metric gets a panel, training and validation drawn together.
+    y_true, y_pred : array-like of shape (n,), default=None
+        True and predicted labels of the validation images (ints or strings); both or neither.
+    images : ndarray of shape (n, h, w) or (n, h, w, c), default=None
+        The validation images, in the order of ``y_true``: integers 0–255 (uint8 or wider) or
+        floats in [0, 1]; ``c`` is 1, 3 or 4.
+    class_names : mapping or sequence of str, default=None
+        Display names: a mapping from label to name, or a sequence indexed by integer label
+        (such as :data:`skimgclf.datasets.FASHION_MNIST_CLASSES`). Without it labels are shown
+        as they are.
+    title : str, default="skimgclf report"
+        Heading of the HTML page.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``.
+
+    Raises
+    ------
+    ValueError
+        When the inputs disagree (lengths, only one of ``y_true``/``y_pred``, ``images``
+        without labels, a label without a name); nothing is written then.
+    """
+    curves = _check_history(history)
+    scored = _check_predictions(y_true, y_pred, images, class_names)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    pictures = {}
+    if curves:
+        pictures[CURVES_PNG] = _png(_curves_figure(curves))
+    if scored is not None:
+        pictures[CONFUSION_PNG] = _png(_confusion_figure(scored))
+        if scored.images is not None:
+            pictures[MISCLASSIFIED_PNG] = _png(_misclassified_figure(scored))
+    for name in (CURVES_PNG, CONFUSION_PNG, MISCLASSIFIED_PNG):
+        if name in pictures:
+            _write_atomic(directory / name, pictures[name])
+        else:
+            (directory / name).unlink(missing_ok=True)
+    path = directory / REPORT_HTML
+    _write_atomic(path, _html(title, curves, scored, pictures).encode("utf-8"))
+    return path
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """Validated predictions: the labels in sorted order, their display names, the images."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    labels: np.ndarray
+    names: list
+    images: np.ndarray | None
+
+
+def _check_history(history):
+    """``{metric: (train values or None, validation values or None)}``, loss first."""
+    if history is None:
+        return {}
+    if not isinstance(history, Mapping):
+        hint = " (pass its .history)" if hasattr(history, "history") else ""
+        raise ValueError(f"history must be a dict of per-epoch lists like Keras's "
+                         f"History.history; got {type(history).__name__}{hint}")
+    series = {}
+    for key, values in history.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 1:
+            raise ValueError(f"history[{key!r}] must be a list of one number per epoch; got "
+                             f"shape {values.shape}")
+        if len(values):
+            series[key] = values
+    metrics = sorted(dict.fromkeys(key.removeprefix("val_") for key in series),
+                     key=lambda m: m != "loss")
+    return {m: (series.get(m), series.get(f"val_{m}")) for m in metrics}
+
+
+def _check_predictions(y_true, y_pred, images, class_names):
+    if y_true is None and y_pred is None:
+        if images is not None:
+            raise ValueError("images were given without y_true and y_pred; the misclassified "
+                             "grid needs the labels of the images")
+        return None
+    if y_true is None or y_pred is None:
+        raise ValueError("give both y_true and y_pred, or neither")
+    y_true = column_or_1d(y_true)
+    y_pred = column_or_1d(y_pred)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} labels but y_pred has {len(y_pred)}")
+    if not len(y_true):
+        raise ValueError("y_true and y_pred are empty; there is nothing to report")
+    labels = unique_labels(y_true, y_pred)
+    if images is not None:
+        images = _check_images(images, len(y_true))
+    return _Scored(y_true, y_pred, labels, _display_names(labels, class_names), images)
+
+
+def _check_images(images, n):
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (3, 4))):
+        raise ValueError(f"images must have shape (n, h, w) or (n, h, w, c) with c in 1, 3, 4; "
+                         f"got {images.shape}")
+    if len(images) != n:
+        raise ValueError(f"images holds {len(images)} images but y_true has {n} labels")
+    if np.issubdtype(images.dtype, np.integer):
+        if images.min() < 0 or images.max() > 255:
+            raise ValueError(f"integer images must lie in 0..255; got values from "
+                             f"{images.min()} to {images.max()}")
+        return images.astype(np.uint8, copy=False)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images must be uint8 or float in [0, 1]; got dtype {images.dtype}")
+    low, high = float(images.min()), float(images.max())
+    if low < -0.5 or high > 1.5:
+        raise ValueError(f"float images must lie in [0, 1]; got values from {low:g} to "
+                         f"{high:g} (divide by 255, or pass uint8)")
+    # Rounding in rescaling and overshoot in resampling leave values a hair outside [0, 1].
+    return np.clip(images, 0, 1)
+
+
+def _display_names(labels, class_names):
+    if class_names is None:
+        return [str(label) for label in labels]
+    if isinstance(class_names, Mapping):
+        missing = [label for label in labels if label not in class_names]
+        if missing:
+            raise ValueError(f"class_names has no name for the labels {_listing(missing)}; it "
+                             f"names {_listing(class_names)}")
+        return [str(class_names[label]) for label in labels]
+    names = list(class_names)
+    bad = [label for label in labels
+           if not (isinstance(label, (int, np.integer)) and 0 <= label < len(names))]
+    if bad:
+        raise ValueError(f"class_names is a sequence of {len(names)} names, indexed by integer "
+                         f"label, but the labels {_listing(bad)} are not in "
+                         f"0..{len(names) - 1}; pass a dict from label to name instead")
+    return [str(names[label]) for label in labels]
+
+
+def _listing(labels):
+    return ", ".join(repr(label.item() if isinstance(label, np.generic) else label)
+                     for label in labels)
+
+
+# --- pictures -----------------------------------------------------------------------------
+
+
+def _png(figure):
+    FigureCanvasAgg(figure)  # Agg explicitly: no display, no pyplot state
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()
+
+
+def _curves_figure(curves):
+    figure = Figure(figsize=(5.2 * len(curves), 4), layout="constrained")
+    val_loss = curves.get("loss", (None, None))[1]
+    best = None
+    if val_loss is not None and np.isfinite(val_loss).any():
+        best = int(np.nanargmin(val_loss)) + 1
+    for ax, (metric, (train, val)) in zip(figure.subplots(1, len(curves), squeeze=False)[0],
+                                          curves.items(), strict=True):
+        for values, label, color in ((train, "training", _TRAIN_COLOR),
+                                     (val, "validation", _VAL_COLOR)):
+            if values is not None:
+                # Markers show single epochs until they would blur into the line.
+                ax.plot(np.arange(1, len(values) + 1), values,
+                        marker="o" if len(values) <= 30 else None, markersize=3.5,
+                        color=color, label=f"{label} (last {values[-1]:.4g})")
+        if best is not None:
+            ax.axvline(best, color="0.55", linestyle=":", linewidth=1.2,
+                       label=f"lowest validation loss (epoch {best})")
+        ax.set_title(metric.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_xlim(0.5, max(len(v) for v in (train, val) if v is not None) + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return figure
+
+
+def _confusion_figure(scored):
+    labels, names = scored.labels, scored.names
+    counts = confusion_matrix(scored.y_true, scored.y_pred, labels=labels)
+    # Colour by the share of each true class, so rare classes are as readable as common ones.
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    n = len(labels)
+    names = [_shorten(name, 24) for name in names]
+    # Cells shrink and fonts with them as classes grow; the margin holds the longest name.
+    cell, font = (0.6, 9) if n <= 12 else (0.4, 7) if n <= _ANNOTATE_MAX_CLASSES else (0.22, 5.5)
+    side = min(cell * n + max(map(len, names)) * font * 0.6 / 72 + 0.8, 30.0)
+    figure = Figure(figsize=(side + 1.3, side + 0.4), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    colorbar = figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.set_label("share of the true class")
+    ax.set_xticks(range(n), names, rotation=45, ha="right", rotation_mode="anchor",
+                  fontsize=font)
+    ax.set_yticks(range(n), names, fontsize=font)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    accuracy = np.trace(counts) / counts.sum()
+    ax.set_title(f"Confusion matrix: {counts.sum()} images, accuracy {accuracy:.4f}")
+    if n <= _ANNOTATE_MAX_CLASSES:
+        for (row, col), count in np.ndenumerate(counts):
+            if count:
+                ax.text(col, row, str(count), ha="center", va="center", fontsize=font,
+                        color="white" if shares[row, col] > 0.55 else "black")
+    return figure
+
+
+def _misclassified_figure(scored):
+    y_true, y_pred, images = scored.y_true, scored.y_pred, scored.images
+    name = dict(zip(scored.labels, scored.names, strict=True))
+    wrong = np.flatnonzero(y_true != y_pred)
+    if not len(wrong):
+        figure = Figure(figsize=(6, 1.2))
+        figure.text(0.5, 0.5, f"No misclassified images: all {len(y_true)} are right.",
+                    ha="center", va="center", fontsize=12)
+        return figure
+    shown = wrong[:_GRID_MAX_IMAGES]
+    columns = min(_GRID_COLUMNS, len(shown))
+    rows = math.ceil(len(shown) / columns)
+    # One mosaic in one Axes rather than an Axes per image: 48 Axes take seconds to draw.
+    # Each cell is the image with a margin for the label above it and the one below it.
+    h, w = images.shape[1:3]
+    gap, margin = max(1, round(0.15 * w)), max(1, math.ceil(0.2 * h))
+    cell_w, cell_h = w + gap, h + 2 * margin
+    white = 255 if images.dtype == np.uint8 else 1.0
+    mosaic = np.full((rows * cell_h, columns * cell_w, *images.shape[3:]), white, images.dtype)
+    inches_per_pixel = 1.3 / max(h, w)
+    mosaic_width = columns * cell_w * inches_per_pixel
+    width = max(mosaic_width, 5.5)  # room for the heading above a few images
+    head = 0.45  # inches for the heading
+    height = rows * cell_h * inches_per_pixel + head
+    figure = Figure(figsize=(width, height))
+    heading = f"{len(wrong)} of {len(y_true)} validation images misclassified"
+    if len(wrong) > len(shown):
+        heading += f"; the first {len(shown)} shown"
+    figure.text(0.5, 1 - 0.5 * head / height, heading, ha="center", va="center", fontsize=11)
+    ax = figure.add_axes(((1 - mosaic_width / width) / 2, 0, mosaic_width / width,
+                          1 - head / height))
+    ax.set_axis_off()
+    for k, i in enumerate(shown):
+        top, left = (k // columns) * cell_h + margin, (k % columns) * cell_w + gap // 2
+        mosaic[top:top + h, left:left + w] = images[i]
+        ax.text(left + w / 2, top - 0.08 * margin, f"true: {_shorten(name[y_true[i]])}",
+                ha="center", va="bottom", fontsize=7.5)
+        ax.text(left + w / 2, top + h + 0.08 * margin, f"predicted: {_shorten(name[y_pred[i]])}",
+                ha="center", va="top", fontsize=7.5, color=_WRONG_COLOR)
+    ax.imshow(mosaic, cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=white,
+              interpolation="nearest")
+    return figure
+
+
+def _shorten(text, limit=18):
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --- page ---------------------------------------------------------------------------------
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1100px; padding: 0 1rem; color: #222; }
+h1 { margin-bottom: 0.2rem; }
+.meta { color: #666; margin-top: 0; }
+.headline { font-size: 1.4rem; margin: 1rem 0; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { padding: 0.25rem 0.8rem; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+tr.average td { font-weight: 600; background: #f6f6f6; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { color: #666; font-style: italic; }
+"""
+
+
+def _html(title, curves, scored, pictures):
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">skimgclf {html.escape(__version__)}, {generated}</p>',
+    ]
+    if scored is None:
+        parts.append('<p class="note">No validation predictions were given.</p>')
+    else:
+        parts.append(_headline(scored))
+    parts.append("<h2>Training curves</h2>")
+    if curves:
+        parts += _history_table(curves)
+        parts.append(_img(pictures, CURVES_PNG, "loss and metrics per epoch"))
+    else:
+        parts.append('<p class="note">No training history was given.</p>')
+    if scored is not None:
+        parts.append("<h2>Confusion matrix</h2>")
+        parts.append(_img(pictures, CONFUSION_PNG, "confusion matrix"))
+        parts += _class_table(scored)
+        parts.append("<h2>Misclassified validation images</h2>")
+        if MISCLASSIFIED_PNG in pictures:
+            parts.append(_img(pictures, MISCLASSIFIED_PNG, "misclassified validation images"))
+        else:
+            parts.append('<p class="note">No images were given.</p>')
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _headline(scored):
+    correct = int(np.sum(scored.y_true == scored.y_pred))
+    total = len(scored.y_true)
+    return (f'<p class="headline">Validation accuracy <strong>{correct / total:.4f}</strong> '
+            f"({correct} of {total} images right)</p>")
+
+
+def _class_table(scored):
+    y_true, y_pred, labels = scored.y_true, scored.y_pred, scored.labels
+    rows = [
+        "<h2>Scores per class</h2>", "<table>",
+        "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>",
+    ]
+    # precision_recall_fscore_support rather than classification_report: its dict is keyed by
+    # label text, which a label such as "accuracy" or "macro avg" would overwrite.
+    per_class = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    for name, precision, recall, f1, support in zip(scored.names, *per_class, strict=True):
+        rows.append(_score_row(html.escape(name), precision, recall, f1, support))
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=0)
+        rows.append(_score_row(f"{average} average", precision, recall, f1, len(y_true),
+                               css="average"))
+    rows.append("</table>")
+    return rows
+
+
+def _score_row(name, precision, recall, f1, support, css=None):
+    opening = f'<tr class="{css}">' if css else "<tr>"
+    return (f"{opening}<td>{name}</td><td>{precision:.3f}</td><td>{recall:.3f}</td>"
+            f"<td>{f1:.3f}</td><td>{support}</td></tr>")
+
+
+def _history_table(curves):
+    epochs = max(len(v) for pair in curves.values() for v in pair if v is not None)
+    rows = [f"<p>{epochs} epoch{'s' if epochs != 1 else ''}; values of the last epoch:</p>",
+            "<table>", "<tr><th>metric</th><th>training</th><th>validation</th></tr>"]
+    for metric, (train, val) in curves.items():
+        cells = [f"{v[-1]:.4g}" if v is not None else "–" for v in (train, val)]
+        rows.append(f"<tr><td>{html.escape(metric)}</td><td>{cells[0]}</td>"
+                    f"<td>{cells[1]}</td></tr>")
+    rows.append("</table>")
+    return rows
+
+
+def _img(pictures, name, alt):
+    data = base64.b64encode(pictures[name]).decode("ascii")
+    return f'<p><img src="data:image/png;base64,{data}" alt="{alt}" title="{name}"></p>'
+
+
+def _write_atomic(path, data):
+    # Written beside the target and renamed over it: readers see the old file or the new one,
+    # never part of one. open(..., "x") keeps the user's umask, unlike mkstemp's 0600.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,273 @@
+"""Decoding every PIL mode, EXIF orientation, draft mode, bad files and safe path resolution."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, JpegImagePlugin
+from sklearn.datasets import load_sample_image
+
+from skimgclf._images import decode_image, resolve_image_path
+from skimgclf.exceptions import ImageLoadError
+
+WHERE = "'img' (row 7)"
+
+
+@pytest.fixture(scope="module")
+def pixels(fashion_sample):
+    """One real 28×28 Fashion-MNIST image, uint8."""
+    (x_train, _), _ = fashion_sample
+    return x_train[3]
+
+
+def decode(path, mode="L", size=None, resample=Image.Resampling.BILINEAR):
+    return decode_image(os.fspath(path), WHERE, mode=mode, size=size, resample=resample)
+
+
+def grey_palette_image(pixels):
+    image = Image.frombytes("P", pixels.shape[::-1], pixels.tobytes())
+    image.putpalette([level for value in range(256) for level in (value, value, value)])
+    return image
+
+
+def test_grey_png_is_exact(tmp_path, pixels):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    out = decode(tmp_path / "a.png")
+    assert out.dtype == np.uint8 and out.shape == (28, 28, 1)
+    np.testing.assert_array_equal(out[..., 0], pixels)
+
+
+@pytest.mark.parametrize("mode, channels", [("RGB", 3), ("RGBA", 4)])
+def test_grey_png_is_replicated_into_colour_channels(tmp_path, pixels, mode, channels):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    out = decode(tmp_path / "a.png", mode=mode)
+    assert out.shape == (28, 28, channels)
+    for channel in range(3):
+        np.testing.assert_array_equal(out[..., channel], pixels)
+    if channels == 4:
+        assert (out[..., 3] == 255).all()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif"])
+def test_palette_image_uses_its_palette(tmp_path, pixels, suffix):
+    grey_palette_image(pixels).save(tmp_path / f"a{suffix}")
+    np.testing.assert_array_equal(decode(tmp_path / f"a{suffix}")[..., 0], pixels)
+    np.testing.assert_array_equal(decode(tmp_path / f"a{suffix}", "RGB")[..., 1], pixels)
+
+
+def test_palette_transparency_becomes_alpha(tmp_path, pixels):
+    image = grey_palette_image(pixels)
+    image.info["transparency"] = 0
+    image.save(tmp_path / "a.png", transparency=0)
+    out = decode(tmp_path / "a.png", "RGBA")
+    np.testing.assert_array_equal(out[..., 3], np.where(pixels == 0, 0, 255))
+    np.testing.assert_array_equal(out[..., 0], pixels)
+
+
+def test_grey_with_alpha(tmp_path, pixels):
+    alpha = 255 - pixels
+    Image.merge("LA", [Image.fromarray(pixels), Image.fromarray(alpha)]).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], pixels)
+    rgba = decode(tmp_path / "a.png", "RGBA")
+    np.testing.assert_array_equal(rgba[..., 2], pixels)
+    np.testing.assert_array_equal(rgba[..., 3], alpha)
+
+
+def test_rgb_and_rgba_are_exact_and_grey_uses_pil_luma(tmp_path, pixels):
+    bands = [pixels, pixels // 2, 255 - pixels, pixels // 3 + 10]
+    rgba = np.stack(bands, axis=-1)
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(decode(tmp_path / "rgb.png", "RGB"), rgba[..., :3])
+    np.testing.assert_array_equal(decode(tmp_path / "rgba.png", "RGBA"), rgba)
+    luma = np.asarray(Image.fromarray(rgba[..., :3]).convert("L"))
+    np.testing.assert_array_equal(decode(tmp_path / "rgb.png")[..., 0], luma)
+    # Alpha is dropped, not composited, when fewer channels are asked for.
+    np.testing.assert_array_equal(decode(tmp_path / "rgba.png", "RGB"), rgba[..., :3])
+
+
+def test_cmyk(tmp_path, pixels):
+    cmyk = np.stack([pixels, 255 - pixels, pixels // 2, np.full_like(pixels, 20)], axis=-1)
+    image = Image.frombytes("CMYK", (28, 28), cmyk.tobytes())
+    image.save(tmp_path / "a.tif")
+    np.testing.assert_array_equal(decode(tmp_path / "a.tif", "RGB"),
+                                  np.asarray(image.convert("RGB")))
+    assert decode(tmp_path / "a.tif").shape == (28, 28, 1)
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path, pixels):
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode == "I;16"
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], pixels)
+    np.testing.assert_array_equal(decode(tmp_path / "a.png", "RGB")[..., 0], pixels)
+
+
+def test_32_bit_int_is_read_on_the_16_bit_scale(tmp_path, pixels):
+    wide = pixels.astype(np.int32) * 257
+    wide[0, 0] = -5  # out of range values are clipped, not wrapped
+    Image.fromarray(wide).save(tmp_path / "a.tif")
+    assert Image.open(tmp_path / "a.tif").mode == "I"
+    expected = pixels.copy()
+    expected[0, 0] = 0
+    np.testing.assert_array_equal(decode(tmp_path / "a.tif")[..., 0], expected)
+
+
+def test_float_image_is_read_on_the_8_bit_scale(tmp_path, pixels):
+    Image.fromarray(pixels.astype(np.float32)).save(tmp_path / "a.tif")
+    assert Image.open(tmp_path / "a.tif").mode == "F"
+    np.testing.assert_array_equal(decode(tmp_path / "a.tif")[..., 0], pixels)
+
+
+def test_bilevel_image(tmp_path, pixels):
+    Image.fromarray(pixels > 127).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode == "1"
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0],
+                                  np.where(pixels > 127, 255, 0))
+
+
+@pytest.mark.parametrize("orientation, upright", [
+    (1, lambda a: a),
+    (2, np.fliplr),
+    (3, lambda a: np.rot90(a, 2)),
+    (4, np.flipud),
+    (5, np.transpose),
+    (6, lambda a: np.rot90(a, -1)),
+    (7, lambda a: np.rot90(a, 2).T),
+    (8, lambda a: np.rot90(a, 1)),
+])
+def test_exif_orientation_is_applied(tmp_path, pixels, orientation, upright):
+    stored = pixels[:, :20]  # not square, so a rotation shows in the shape
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "a.png", exif=exif)
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], upright(stored))
+
+
+def test_resize_uses_the_interpolation(tmp_path, pixels):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    for resample in (Image.Resampling.NEAREST, Image.Resampling.BICUBIC):
+        out = decode(tmp_path / "a.png", size=(14, 21), resample=resample)
+        assert out.shape == (21, 14, 1)
+        expected = np.asarray(Image.fromarray(pixels).resize((14, 21), resample))
+        np.testing.assert_array_equal(out[..., 0], expected)
+
+
+@pytest.fixture(scope="module")
+def photo_jpeg(tmp_path_factory):
+    """scikit-learn's bundled 640×427 photo, as a JPEG file with EXIF orientation 6."""
+    path = tmp_path_factory.mktemp("photo") / "china.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(load_sample_image("china.jpg")).save(path, quality=90, exif=exif)
+    return path
+
+
+def test_jpeg_is_drafted_when_shrinking(photo_jpeg, monkeypatch):
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        calls.append(size)
+        result = original(self, mode, size)
+        calls.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    # Displayed upright (orientation 6) the photo is 427 wide and 640 high, so the draft size
+    # is asked in the file's own orientation: 640×427 at 1/8 is 80×54, still ≥ 64×32.
+    out = decode(photo_jpeg, "RGB", size=(32, 64))
+    assert out.shape == (64, 32, 3)
+    assert calls == [(64, 32), (80, 54)]
+    with Image.open(photo_jpeg) as image:
+        upright = image.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    full = np.asarray(upright.resize((32, 64), Image.Resampling.BILINEAR), dtype=float)
+    # A few grey levels from the full-size decode; a wrong orientation is off by tens.
+    assert np.abs(out - full).mean() < 5
+    assert np.abs(out - full[::-1, ::-1]).mean() > 20
+
+
+def test_jpeg_is_not_drafted_without_resize(photo_jpeg):
+    assert decode(photo_jpeg, "RGB").shape == (640, 427, 3)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "UnidentifiedImageError"),
+    (b"id,label\n1,2\n", "UnidentifiedImageError"),
+    ("truncated", "OSError"),
+])
+def test_bad_files_raise_image_load_error(tmp_path, pixels, content, reason):
+    if content == "truncated":
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        content = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    (tmp_path / "bad.png").write_bytes(content)
+    with pytest.raises(ImageLoadError, match=rf"'img' \(row 7\).*{reason}"):
+        decode(tmp_path / "bad.png")
+
+
+def test_folder_is_not_an_image(tmp_path):
+    (tmp_path / "a.png").mkdir()
+    with pytest.raises(ImageLoadError, match=r"row 7.*IsADirectoryError"):
+        decode(tmp_path / "a.png")
+
+
+def test_decompression_bomb_guard_stays_on(tmp_path, pixels, monkeypatch):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 784 pixels > 2 × 100
+    with pytest.raises(ImageLoadError, match=r"row 7.*decompression-bomb.*MAX_IMAGE_PIXELS"):
+        decode(tmp_path / "a.png")
+
+
+class TestResolveImagePath:
+    def test_plain_and_nested_names(self, tmp_path):
+        root = os.path.realpath(tmp_path)
+        (tmp_path / "a.png").write_bytes(b"x")
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "b.png").write_bytes(b"xy")
+        path, status = resolve_image_path("a.png", root, WHERE)
+        assert path == os.path.join(root, "a.png") and status.st_size == 1
+        path, status = resolve_image_path("sub/b.png", root, WHERE)
+        assert path == os.path.join(root, "sub", "b.png") and status.st_size == 2
+
+    def test_missing_file_has_no_status(self, tmp_path):
+        root = os.path.realpath(tmp_path)
+        assert resolve_image_path("nope.png", root, WHERE)[1] is None
+        (tmp_path / "file").write_bytes(b"x")
+        assert resolve_image_path("file/nope.png", root, WHERE)[1] is None
+
+    @pytest.mark.parametrize("name, message", [
+        ("/etc/passwd", "absolute"),
+        ("../secret.png", r"'\.\.'"),
+        ("sub/../../secret.png", r"'\.\.'"),
+        ("a\0.png", "NUL"),
+    ])
+    def test_unsafe_names_are_refused(self, tmp_path, name, message):
+        with pytest.raises(ImageLoadError, match=rf"row 7.*{message}"):
+            resolve_image_path(name, os.path.realpath(tmp_path), WHERE)
+
+    def test_symlinks_must_stay_inside(self, tmp_path):
+        inside, outside = tmp_path / "images", tmp_path / "elsewhere"
+        inside.mkdir()
+        outside.mkdir()
+        (outside / "secret.png").write_bytes(b"x")
+        (inside / "real.png").write_bytes(b"xyz")
+        (inside / "leak.png").symlink_to(outside / "secret.png")
+        (inside / "leakdir").symlink_to(outside)
+        (inside / "alias.png").symlink_to(inside / "real.png")
+        root = os.path.realpath(inside)
+        for name in ("leak.png", "leakdir/secret.png"):
+            with pytest.raises(ImageLoadError, match="row 7.*outside image_dir"):
+                resolve_image_path(name, root, WHERE)
+        path, status = resolve_image_path("alias.png", root, WHERE)
+        assert path == os.path.join(root, "real.png") and status.st_size == 3
+
+    def test_only_regular_files(self, tmp_path):
+        root = os.path.realpath(tmp_path)
+        (tmp_path / "folder.png").mkdir()
+        os.mkfifo(tmp_path / "pipe.png")
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "pipe.png").symlink_to(tmp_path / "pipe.png")
+        for name in ("folder.png", "pipe.png", "sub/pipe.png"):
+            with pytest.raises(ImageLoadError, match="row 7.*not a regular file"):
+                resolve_image_path(name, root, WHERE)

@@ -1,0 +1,455 @@
+"""ImageFolderLoader and read_class_folders on real Fashion-MNIST files."""
+
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy.sparse import csr_matrix
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skimgclf import ImageFolderLoader, read_class_folders
+from skimgclf.datasets import FASHION_MNIST_CLASSES
+from skimgclf.exceptions import ImageLoadError
+
+
+def scaled(images, rescale=1 / 255, dtype="float32"):
+    """What the loader promises: the 8-bit pixels × rescale in double precision, as dtype."""
+    return (images[..., None] * rescale).astype(dtype)
+
+
+@pytest.fixture
+def layout(small_layout):
+    return small_layout[0]
+
+
+@pytest.fixture
+def train(small_layout):
+    layout, x_train, y_train, _, _ = small_layout
+    return pd.read_csv(layout.train_csv), x_train, y_train
+
+
+@pytest.fixture
+def folder(tmp_path, fashion_sample):
+    """A folder of 12 real images, 0.png … 11.png, that tests may damage."""
+    (x_train, _), _ = fashion_sample
+    for i in range(12):
+        Image.fromarray(x_train[i]).save(tmp_path / f"{i}.png")
+    return tmp_path, x_train[:12]
+
+
+def load_records(caplog):
+    return [r for r in caplog.records if r.name == "skimgclf.loader"]
+
+
+# --- the output ------------------------------------------------------------------------------
+
+
+def test_competition_layout_loads_exact_pixels_in_order(layout, train):
+    frame, x_train, _ = train
+    loader = ImageFolderLoader(layout.train_dir, suffix=".png")
+    out = loader.fit_transform(frame)
+    assert out.shape == (300, 28, 28, 1) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, scaled(x_train))
+
+    order = np.random.default_rng(0).permutation(len(frame))
+    np.testing.assert_array_equal(loader.transform(frame.iloc[order]), scaled(x_train[order]))
+
+
+def test_test_half_and_path_column(small_layout):
+    layout, _, _, x_test, _ = small_layout
+    frame = pd.read_csv(layout.test_csv).assign(other=0)[["other", "id"]]
+    out = ImageFolderLoader(layout.test_dir, path_column="id", suffix=".png").transform(frame)
+    np.testing.assert_array_equal(out, scaled(x_test))
+
+
+@pytest.mark.parametrize("kind", ["series", "str", "path", "int array", "2-D array", "suffixed"])
+def test_every_kind_of_x(layout, train, kind):
+    frame, x_train, _ = train
+    ids = frame["id"][:20]
+    X = {
+        "series": ids,
+        "str": [str(i) for i in ids],
+        "path": [Path(f"{i}.png") for i in ids],
+        "int array": ids.to_numpy(),
+        "2-D array": frame[:20].to_numpy(),
+        "suffixed": [f"{i}.png" for i in ids],  # the suffix is not appended twice
+    }[kind]
+    out = ImageFolderLoader(layout.train_dir, suffix=".png").transform(X)
+    np.testing.assert_array_equal(out, scaled(x_train[:20]))
+
+
+def test_raw_uint8_and_other_rescales(layout, train):
+    frame, x_train, _ = train
+    raw = ImageFolderLoader(layout.train_dir, suffix=".png", rescale=None, dtype="uint8")
+    out = raw.transform(frame)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., 0], x_train)
+    half = ImageFolderLoader(layout.train_dir, suffix=".png", rescale=0.5, dtype="float64")
+    np.testing.assert_array_equal(half.transform(frame), scaled(x_train, 0.5, "float64"))
+
+
+@pytest.mark.parametrize("color_mode, channels", [("rgb", 3), ("rgba", 4)])
+def test_colour_modes_from_grey_files(layout, train, color_mode, channels):
+    frame, x_train, _ = train
+    out = ImageFolderLoader(layout.train_dir, suffix=".png", color_mode=color_mode,
+                            rescale=None, dtype="uint8").transform(frame[:10])
+    assert out.shape == (10, 28, 28, channels)
+    np.testing.assert_array_equal(out[..., 1], x_train[:10])
+
+
+def test_target_size_resizes_every_image(layout, train):
+    frame, x_train, _ = train
+    out = ImageFolderLoader(layout.train_dir, suffix=".png", target_size=(14, 20),
+                            interpolation="nearest", rescale=None, dtype="uint8"
+                            ).transform(frame[:5])
+    assert out.shape == (5, 14, 20, 1)
+    expected = np.asarray(Image.fromarray(x_train[4]).resize((20, 14), Image.Resampling.NEAREST))
+    np.testing.assert_array_equal(out[4, ..., 0], expected)
+
+
+def test_parallel_threads_give_the_same_array(layout, train):
+    frame, x_train, _ = train
+    out = ImageFolderLoader(layout.train_dir, suffix=".png", n_jobs=2).transform(frame)
+    np.testing.assert_array_equal(out, scaled(x_train))
+
+
+def test_progress_bar_only_for_large_inputs(layout, train, capsys):
+    frame, _, _ = train
+    loader = ImageFolderLoader(layout.train_dir, suffix=".png", verbose=True)
+    loader.transform(frame)
+    assert "Loading images" not in capsys.readouterr().err
+    out = loader.transform(pd.concat([frame] * 4))  # 1,200 rows, the same files repeated
+    assert out.shape[0] == 1200
+    assert "1200/1200" in capsys.readouterr().err
+
+
+# --- bad input: one clear error, nothing else happens ---------------------------------------
+
+
+def test_different_sizes_are_listed_with_the_fix(folder):
+    root, images = folder
+    Image.fromarray(images[5][:20]).save(root / "5.png")
+    Image.fromarray(images[7][:20]).save(root / "7.png")
+    Image.fromarray(images[9][:, :10]).save(root / "9.png")
+    with pytest.raises(ImageLoadError) as info:
+        ImageFolderLoader(root, suffix=".png").transform(range(12))
+    message = str(info.value)
+    for expected in ("28×28 (9 images", "20×28 (2 images, e.g. '5.png' (row 5))",
+                     "28×10 (1 images, e.g. '9.png' (row 9))", "target_size=(height, width)"):
+        assert expected in message
+    out = ImageFolderLoader(root, suffix=".png", target_size=(28, 28)).transform(range(12))
+    assert out.shape == (12, 28, 28, 1)
+
+
+def test_missing_files_give_one_error_before_any_decoding(folder, monkeypatch):
+    root, _ = folder
+    decoded = []
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: decoded.append(args))
+    names = list(range(12)) + [20, 21, 22, 23, 24, 25, 26]
+    with pytest.raises(ImageLoadError) as info:
+        ImageFolderLoader(root, suffix=".png").transform(names)
+    message = str(info.value)
+    assert message.startswith(f"7 of 19 images are missing from {os.path.realpath(root)}: "
+                              "'20.png', '21.png', '22.png', '23.png', '24.png' and 2 more")
+    assert decoded == []
+
+
+def test_missing_files_hint_at_the_suffix(folder):
+    root, _ = folder
+    with pytest.raises(ImageLoadError, match="12 of 12 .*set suffix, e.g. suffix='.png'"):
+        ImageFolderLoader(root).transform(range(12))
+
+
+def test_missing_image_dir(tmp_path):
+    with pytest.raises(ImageLoadError, match="image_dir .*nope.* is not a folder"):
+        ImageFolderLoader(tmp_path / "nope").transform(["a.png"])
+
+
+@pytest.mark.parametrize("damage", ["zero-byte", "truncated", "text", "folder"])
+def test_bad_file_names_file_and_row(folder, damage):
+    root, _ = folder
+    target = root / "6.png"
+    if damage == "zero-byte":
+        target.write_bytes(b"")
+    elif damage == "truncated":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "text":
+        target.write_text("id,label\n1,0\n")
+    else:
+        target.unlink()
+        target.mkdir()
+    frame = pd.DataFrame({"id": range(12)}, index=range(100, 112))
+    reason = "is not a regular file" if damage == "folder" else "cannot be decoded"
+    with pytest.raises(ImageLoadError, match=rf"'6\.png' \(row 6, index 106\): {reason}"):
+        ImageFolderLoader(root, suffix=".png").transform(frame)
+    with pytest.raises(ImageLoadError, match=r"'6\.png' \(row 6\)"):
+        ImageFolderLoader(root, suffix=".png", n_jobs=2).transform(list(range(12)))
+
+
+def test_decompression_bomb(folder, monkeypatch):
+    root, _ = folder
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ImageLoadError, match=r"'0\.png' \(row 0\).*decompression-bomb.*"
+                                             r"MAX_IMAGE_PIXELS"):
+        ImageFolderLoader(root, suffix=".png").transform(range(3))
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("/etc/passwd", "absolute"),
+    ("../outside.png", r"'\.\.'"),
+    ("link.png", "outside image_dir"),
+    ("bad\0.png", "NUL"),
+])
+def test_unsafe_names_are_refused_with_their_row(folder, name, reason):
+    root, _ = folder
+    (root.parent / "outside.png").write_bytes((root / "0.png").read_bytes())
+    (root / "link.png").symlink_to(root.parent / "outside.png")
+    with pytest.raises(ImageLoadError, match=rf"\(row 2\): .*{reason}"):
+        ImageFolderLoader(root, suffix=".png").transform(["0.png", "1.png", name])
+
+
+def test_symlink_inside_the_folder_is_allowed(folder):
+    root, images = folder
+    (root / "alias.png").symlink_to(root / "3.png")
+    out = ImageFolderLoader(root, rescale=None, dtype="uint8").transform(["alias.png"])
+    np.testing.assert_array_equal(out[0, ..., 0], images[3])
+
+
+@pytest.mark.parametrize("X, message", [
+    ([], "no image names; expected at least one row"),
+    (pd.DataFrame({"id": []}), "no image names"),
+    (pd.DataFrame(index=range(3)), "without columns; expected a column of image names"),
+    ("1.png", "a single str '1.png': wrap it in a list"),
+    (np.zeros((2, 2, 2)), r"got ndarray of shape \(2, 2, 2\)"),
+    ([1, None, 3], r"1 values that are not image names: row 1 \(None\)"),
+    (["1", ""], r"row 1 \(''\)"),
+    (pd.Series([1.0, np.nan, 3.0]), r"row 1 \(nan\).*blank cells is read as floats"),
+    ([True], r"row 0 \(True\)"),
+    (csr_matrix(np.ones((2, 1))), "sparse input is not supported"),
+])
+def test_bad_x_is_a_clear_value_error(folder, X, message):
+    root, _ = folder
+    loader = ImageFolderLoader(root, suffix=".png")
+    with pytest.raises(ValueError, match=message):
+        loader.transform(X)
+    with pytest.raises(ValueError, match=message):
+        loader.fit(X)
+
+
+def test_missing_column(folder):
+    root, _ = folder
+    frame = pd.DataFrame({"id": [1], "label": [0]})
+    with pytest.raises(ValueError, match=r"path_column='file' is not a column of X; its "
+                                         r"columns are \['id', 'label'\]"):
+        ImageFolderLoader(root, path_column="file").fit(frame)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"image_dir": 3}, "image_dir must be a folder"),
+    ({"color_mode": "grey"}, "color_mode must be one of"),
+    ({"target_size": (28, 28, 1)}, r"target_size must be .*\(height, width\).*color_mode"),
+    ({"target_size": (0, 28)}, "target_size"),
+    ({"interpolation": "cubic"}, "interpolation must be one of"),
+    ({"dtype": "bogus"}, "dtype must be a numpy dtype"),
+    ({"dtype": "int8", "rescale": None}, "integer type holding 0-255"),
+    ({"dtype": "uint8"}, "rescale=0.00392.* needs a float dtype.*rescale=None"),
+    ({"rescale": "1/255"}, "rescale must be a finite number"),
+    ({"n_jobs": 0}, "n_jobs must be None or a non-zero int"),
+    ({"cache": 1}, "cache must be None or a folder"),
+    ({"suffix": None}, "suffix must be a str"),
+])
+def test_bad_parameters_fail_in_fit_and_transform(folder, params, message):
+    root, _ = folder
+    loader = ImageFolderLoader(**{"image_dir": root, "suffix": ".png", **params})
+    with pytest.raises(ValueError, match=message):
+        loader.fit(range(3))
+    with pytest.raises(ValueError, match=message):
+        loader.transform(range(3))
+
+
+# --- the cache -------------------------------------------------------------------------------
+
+
+def test_cache_decodes_each_file_once(folder, tmp_path_factory, caplog):
+    root, images = folder
+    cache = tmp_path_factory.mktemp("cache")
+    loader = ImageFolderLoader(root, suffix=".png", cache=cache)
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    first = loader.transform(range(12))
+    again = clone(loader).transform(list(range(12))[::-1])
+    np.testing.assert_array_equal(first, scaled(images))
+    np.testing.assert_array_equal(again, scaled(images[::-1]))
+    counts = [(r.n_images, r.n_decoded, r.n_from_cache) for r in load_records(caplog)]
+    assert counts == [(12, 12, 0), (12, 0, 12)]
+    # Pixels are cached before rescale and dtype, so other outputs reuse them.
+    raw = clone(loader).set_params(rescale=None, dtype="uint8").transform(range(12))
+    np.testing.assert_array_equal(raw[..., 0], images)
+    assert load_records(caplog)[-1].n_decoded == 0
+
+
+def test_cache_decodes_a_changed_file_again(folder, tmp_path_factory, caplog):
+    root, images = folder
+    loader = ImageFolderLoader(root, suffix=".png", rescale=None, dtype="uint8",
+                               cache=tmp_path_factory.mktemp("cache"))
+    loader.transform(range(12))
+    Image.fromarray(images[11]).save(root / "2.png")
+    os.utime(root / "2.png", ns=(0, 10**9))  # a new mtime even on a coarse clock
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    out = loader.transform(range(12))
+    np.testing.assert_array_equal(out[2, ..., 0], images[11])
+    assert load_records(caplog)[-1].n_decoded == 1
+
+
+def test_cache_settings_are_part_of_the_key(folder, tmp_path_factory):
+    root, _ = folder
+    cache = tmp_path_factory.mktemp("cache")
+    grey = ImageFolderLoader(root, suffix=".png", cache=cache).transform(range(4))
+    rgb = ImageFolderLoader(root, suffix=".png", cache=cache, color_mode="rgb").transform(range(4))
+    small = ImageFolderLoader(root, suffix=".png", cache=cache, target_size=(7, 7)
+                              ).transform(range(4))
+    assert grey.shape[1:] == (28, 28, 1) and rgb.shape[1:] == (28, 28, 3)
+    assert small.shape[1:] == (7, 7, 1)
+    assert len(os.listdir(cache)) == 12
+
+
+def flatten(images):
+    return images.reshape(len(images), -1)
+
+
+def pipeline(image_dir, **loader_params):
+    return Pipeline([
+        ("load", ImageFolderLoader(image_dir, suffix=".png", **loader_params)),
+        ("flatten", FunctionTransformer(flatten)),
+        ("clf", KNeighborsClassifier()),
+    ])
+
+
+def test_grid_search_decodes_each_file_once(layout, train, tmp_path_factory, caplog):
+    frame, _, y_train = train
+    model = pipeline(layout.train_dir, cache=tmp_path_factory.mktemp("cache"))
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    search = GridSearchCV(model, {"clf__n_neighbors": [1, 5]}, cv=3).fit(frame, y_train)
+    records = load_records(caplog)
+    # 2 candidates × 3 folds × (fit, score) + the refit on everything.
+    assert len(records) == 13
+    assert sum(r.n_decoded for r in records) == len(frame)
+    assert search.best_score_ > 0.6
+
+
+# --- scikit-learn API ------------------------------------------------------------------------
+
+
+def test_pipeline_fits_and_predicts_from_the_csv(layout, train):
+    frame, _, y_train = train
+    model = pipeline(layout.train_dir).fit(frame[:250], y_train[:250])
+    assert (model.predict(frame[250:]) == y_train[250:]).mean() > 0.6
+
+
+def test_params_clone_and_pickle(layout, train):
+    frame, x_train, _ = train
+    loader = ImageFolderLoader(layout.train_dir, suffix=".png", target_size=(28, 28), n_jobs=2)
+    params = loader.get_params()
+    assert params["image_dir"] == layout.train_dir and params["target_size"] == (28, 28)
+    assert list(params) == sorted(["image_dir", "path_column", "suffix", "color_mode",
+                                   "target_size", "interpolation", "rescale", "dtype", "n_jobs",
+                                   "cache", "verbose"])
+    twin = clone(loader)
+    assert twin is not loader and twin.get_params() == params
+    assert loader.fit(frame) is loader and vars(loader) == vars(twin)  # fit learns nothing
+    revived = pickle.loads(pickle.dumps(loader))
+    np.testing.assert_array_equal(revived.transform(frame[:3]), scaled(x_train[:3]))
+
+
+def test_tags_declare_a_stateless_transformer_of_names():
+    tags = ImageFolderLoader("x").__sklearn_tags__()
+    assert tags.requires_fit is False
+    assert tags.input_tags.string and tags.input_tags.categorical
+    assert tags.transformer_tags.preserves_dtype == []
+
+
+@pytest.fixture(scope="module")
+def id_folder(fashion_sample, tmp_path_factory):
+    """300 real images named 0.png … 299.png: the checks' integer X then names real files."""
+    (x_train, _), _ = fashion_sample
+    root = tmp_path_factory.mktemp("ids")
+    for i in range(300):
+        Image.fromarray(x_train[i]).save(root / f"{i}.png")
+    return root
+
+
+# scikit-learn's checks feed X of numbers. With the categorical tag they round it to
+# non-negative integers, which name files of id_folder, so most checks really load images.
+EXPECTED_FAILED_CHECKS = {
+    "check_estimators_dtypes": "feeds float X; a float is not an image name (a CSV id column "
+                               "read as floats means blank cells, so the loader refuses it)",
+}
+
+
+@parametrize_with_checks(
+    [ImageFolderLoader(Path("ids-folder"), suffix=".png")],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
+)
+def test_scikit_learn_checks(estimator, check, id_folder):
+    check(estimator.set_params(image_dir=id_folder))
+
+
+# --- read_class_folders ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def class_folders(tmp_path, fashion_sample):
+    """root/<class>/<n>.png for three real classes, plus files that are not images."""
+    (x_train, y_train), _ = fashion_sample
+    root = tmp_path / "photos"
+    expected = []
+    for label in (2, 0, 9):
+        name = FASHION_MNIST_CLASSES[label].replace("/", "-")
+        (root / name / "more").mkdir(parents=True)
+        for i in np.flatnonzero(y_train == label)[:3]:
+            Image.fromarray(x_train[i]).save(root / name / f"{i}.png")
+            expected.append((f"{name}/{i}.png", name, x_train[i]))
+        Image.fromarray(x_train[0]).save(root / name / "more" / "extra.PNG")
+        expected.append((f"{name}/more/extra.PNG", name, x_train[0]))
+        (root / name / "notes.txt").write_text("not an image")
+        (root / name / ".hidden.png").write_bytes(b"")
+    (root / ".cache").mkdir()
+    (root / ".cache" / "x.png").write_bytes(b"")
+    (root / "README.md").write_text("a file beside the class folders")
+    return root, sorted(expected, key=lambda item: (item[1], item[0]))
+
+
+def test_read_class_folders_lists_images_and_labels(class_folders):
+    root, expected = class_folders
+    X, y = read_class_folders(root)
+    assert list(X.columns) == ["path"] and y.name == "label"
+    assert X["path"].tolist() == [path for path, _, _ in expected]
+    assert y.tolist() == [label for _, label, _ in expected]
+    out = ImageFolderLoader(root, rescale=None, dtype="uint8").fit_transform(X, y)
+    np.testing.assert_array_equal(out[..., 0], np.stack([pixels for _, _, pixels in expected]))
+
+
+def test_read_class_folders_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope is not a folder"):
+        read_class_folders(tmp_path / "nope")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="no images found .*root/<class name>/<image files>"):
+        read_class_folders(tmp_path)
+
+
+def test_suffix_is_matched_without_case(folder):
+    root, images = folder
+    (root / "4.png").rename(root / "UPPER.PNG")
+    out = ImageFolderLoader(root, suffix=".png", rescale=None, dtype="uint8").transform(
+        ["UPPER.PNG", 5])
+    np.testing.assert_array_equal(out[..., 0], images[4:6])

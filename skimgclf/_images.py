@@ -1,10 +1,11 @@
 """Image files to uint8 arrays: safe path resolution, PIL decoding, mode conversion, resizing."""
 
+import io
 import os
 import stat
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image, ImageFile
 
 from .exceptions import ImageLoadError
 
@@ -25,8 +26,72 @@ INTERPOLATIONS = {
 _DIRECT_MODES = frozenset({"1", "L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"})
 # Integer modes wider than 8 bits: PIL's own conversion to L clips them at 255.
 _WIDE_INT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
-# EXIF orientations 5-8 swap width and height.
+# EXIF orientation → the transposition that makes the image upright; 5-8 swap width and height.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _SWAPPED_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Where PIL finds an orientation besides a TIFF's own tags (see Image.getexif): an image
+# without any of these is upright, and parsing its (absent) EXIF would cost more than decoding
+# a small PNG.
+_ORIENTATION_SOURCES = frozenset({"exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp"})
+# The leading bytes of common formats and the PIL format reading them, so that Image.open
+# asks one plugin instead of probing them all.
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\0", "TIFF"),
+    (b"MM\0*", "TIFF"),
+    (b"II+\0", "TIFF"),
+    (b"MM\0+", "TIFF"),
+    (b"BM", "BMP"),
+)
+# PIL reads PostScript by running Ghostscript on it: a program interpreting untrusted files.
+_REFUSED_FORMATS = frozenset({"EPS"})
+_POSTSCRIPT_SIGNATURES = (b"%!PS", b"\xc5\xd0\xd3\xc6")
+# Files up to this size are read whole in one system call, which costs less than PIL's
+# buffered reads; larger ones are streamed, so that a huge non-image file is refused by its
+# header instead of being read into memory.
+_READ_WHOLE_MAX = 64 * 2**20
+
+
+class RowName:
+    """A row of ``X`` as error messages name it: ``'3.png' (row 2, index 102)``.
+
+    The text is only built when a message needs it; most rows never fail.
+
+    Parameters
+    ----------
+    name : str
+        The image's name.
+    position : int
+        The row's position in ``X``.
+    label : object
+        The row's pandas index label, or ``position`` when ``X`` has none.
+    """
+
+    __slots__ = ("name", "position", "label")
+
+    def __init__(self, name, position, label):
+        self.name = name
+        self.position = position
+        self.label = label
+
+    def __str__(self):
+        label = "" if self.label == self.position else f", index {self.label!r}"
+        return f"{self.name!r} (row {self.position}{label})"
+
+    def __reduce__(self):
+        # Twice as fast to pickle as the default for __slots__, for the rows sent to workers.
+        return RowName, (self.name, self.position, self.label)
 
 
 def resolve_image_path(name, root, where):
@@ -38,7 +103,7 @@ def resolve_image_path(name, root, where):
         The image's name relative to ``root``; may contain sub-folders.
     root : str
         The image folder, already passed through :func:`os.path.realpath`.
-    where : str
+    where : str or RowName
         The name and row for error messages.
 
     Returns
@@ -86,6 +151,61 @@ def resolve_image_path(name, root, where):
     return path, status
 
 
+def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cache=None,
+                 versions=None):
+    """Decode files of one shape into one block of 8-bit pixels.
+
+    The unit of work of a parallel load: a worker process returns the compact block, not one
+    array per image. PIL's limits are passed along because a fresh worker process does not
+    share the caller's.
+
+    Parameters
+    ----------
+    paths : list of str
+        The files, as returned by :func:`resolve_image_path`.
+    wheres : list of RowName
+        Their rows, for error messages.
+    shape : tuple of (int, int, int) or None
+        ``(height, width, channels)`` of the block's images; None takes the first image's.
+    mode, size, resample
+        As for :func:`decode_image`.
+    pil_limits : tuple of (int or None, bool)
+        ``PIL.Image.MAX_IMAGE_PIXELS`` and ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` to decode
+        with.
+    cache : DecodedImageCache or None, default=None
+        Where to keep each decoded image.
+    versions : list of tuple or None, default=None
+        The files' ``(st_size, st_mtime_ns)``; needed with ``cache``.
+
+    Returns
+    -------
+    block : ndarray of shape (len(paths), *shape), uint8
+        The pixels; the rows of images of another shape are left unset.
+    mismatched : list of tuple
+        ``(index in paths, shape)`` of each image of another shape.
+    """
+    Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = pil_limits
+    block = None if shape is None else np.empty((len(paths), *shape), np.uint8)
+    mismatched = []
+    for index, path in enumerate(paths):
+        pixels = decode_image(path, wheres[index], mode=mode, size=size, resample=resample)
+        if cache is not None:
+            cache.put(cache.entry(path, versions[index]), pixels)
+        if block is None:
+            shape = pixels.shape
+            block = np.empty((len(paths), *shape), np.uint8)
+        if pixels.shape == shape:
+            block[index] = pixels
+        else:
+            mismatched.append((index, pixels.shape))
+    return block, mismatched
+
+
+def pil_limits():
+    """Return PIL's settings that decide which files decode: see :func:`decode_block`."""
+    return Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+
+
 def decode_image(path, where, *, mode, size, resample):
     """Decode one image file into an array of 8-bit pixels.
 
@@ -93,7 +213,7 @@ def decode_image(path, where, *, mode, size, resample):
     ----------
     path : str
         The file.
-    where : str
+    where : str or RowName
         The name and row for error messages.
     mode : {"L", "RGB", "RGBA"}
         The PIL mode of the output.
@@ -114,9 +234,7 @@ def decode_image(path, where, *, mode, size, resample):
         guard.
     """
     try:
-        # Streamed from the file, so that a huge non-image file is refused by its header
-        # instead of being read whole.
-        with Image.open(path) as image:
+        with _open_file(path) as file, Image.open(file, formats=_formats(file)) as image:
             return _decode(image, mode, size, resample)
     except Image.DecompressionBombError as err:
         raise ImageLoadError(
@@ -124,6 +242,13 @@ def decode_image(path, where, *, mode, size, resample):
             "trusted, raise the limit before loading: PIL.Image.MAX_IMAGE_PIXELS = "
             "<pixels> (None turns the guard off)."
         ) from err
+    except _PostScriptError as err:
+        raise ImageLoadError(f"{where}: is PostScript (EPS), which PIL reads by running "
+                             "Ghostscript on it; refused. Convert it to PNG first.") from err
+    except Image.UnidentifiedImageError as err:
+        # PIL's own message names an in-memory buffer, not the file.
+        raise ImageLoadError(f"{where}: cannot be decoded as an image (UnidentifiedImageError: "
+                             "its contents match no image format PIL reads)") from err
     except Exception as err:
         # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error,
         # ValueError, ...); all of them mean the same thing to the caller: this file is bad.
@@ -131,20 +256,66 @@ def decode_image(path, where, *, mode, size, resample):
                              f"({type(err).__name__}: {err})") from err
 
 
+class _PostScriptError(Exception):
+    """The file is PostScript, which is refused."""
+
+
+def _open_file(path):
+    """Return the file at ``path`` as a binary file object: in memory unless it is large."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        if size > _READ_WHOLE_MAX:
+            file, fd = os.fdopen(fd, "rb"), None
+            return file
+        return io.BytesIO(os.read(fd, size))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _formats(file):
+    """Return the PIL formats to try on ``file``, from its leading bytes."""
+    head = file.read(16)
+    file.seek(0)
+    for signature, image_format in _SIGNATURES:
+        if head.startswith(signature):
+            return (image_format,)
+    if head.startswith(_POSTSCRIPT_SIGNATURES):
+        raise _PostScriptError
+    return _fallback_formats()
+
+
+def _fallback_formats():
+    """Every format PIL can open, in its own order, except the refused ones."""
+    Image.init()
+    return tuple(name for name in Image.ID if name not in _REFUSED_FORMATS)
+
+
 def _decode(image, mode, size, resample):
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if size is not None and image.format == "JPEG":
         # Draft mode makes libjpeg decode at 1/2, 1/4 or 1/8 scale when the file is at least
         # that many times larger than the target: far less work, and the resize still follows.
-        draft_size = size[::-1] if orientation in _SWAPPED_ORIENTATIONS else size
-        image.draft(None, draft_size)
-    if orientation != 1:
-        image = ImageOps.exif_transpose(image)
+        # The draft size is asked in the file's own orientation.
+        swapped = _orientation(image) in _SWAPPED_ORIENTATIONS
+        image.draft(None, size[::-1] if swapped else size)
+    image.load()
+    # After load(): a PNG may carry its EXIF after the pixel data.
+    orientation = _orientation(image)
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
     image = _convert(image, mode)
     if size is not None and image.size != size:
         image = image.resize(size, resample)
     width, height = image.size
     return np.frombuffer(image.tobytes(), np.uint8).reshape(height, width, CHANNELS[mode])
+
+
+def _orientation(image):
+    """Return the EXIF orientation of ``image``, 1 (upright) when it has none."""
+    if _ORIENTATION_SOURCES.isdisjoint(image.info) and not hasattr(image, "tag_v2"):
+        return 1
+    return image.getexif().get(ExifTags.Base.Orientation, 1)
 
 
 def _convert(image, mode):

@@ -16,19 +16,34 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from ._cache import DecodedImageCache
-from ._images import CHANNELS, COLOR_MODES, INTERPOLATIONS, decode_image, resolve_image_path
+from ._images import (
+    CHANNELS,
+    COLOR_MODES,
+    INTERPOLATIONS,
+    RowName,
+    decode_block,
+    pil_limits,
+    resolve_image_path,
+)
 from .exceptions import ImageLoadError
 
 logger = logging.getLogger(__name__)
 
 # A progress bar for a few hundred images would only flash by.
 _PROGRESS_MIN_IMAGES = 1000
-# Images per parallel task: large enough that joblib's per-task cost vanishes, small enough
-# that the workers stay balanced and the progress bar moves.
+# Images per parallel task: large enough that the cost of a task (~1 ms with processes)
+# vanishes, small enough that the workers stay balanced and the progress bar moves.
 _MAX_CHUNK = 256
+# Loads of fewer images than this per worker are decoded in the calling process.
+_MIN_CHUNK = 64
+# A chunk's uint8 pixels stay below this, however large the images.
+_MAX_CHUNK_BYTES = 8 * 2**20
+# Files of this size on average take over ten times longer to decode in C than PIL's
+# Python-level work on them (~70 µs a file), so threads decode them nearly in parallel.
+_THREADS_MIN_FILE_BYTES = 32 * 2**10
 _SHOWN = 5
 
-_Settings = namedtuple("_Settings", "mode size resample dtype rescale")
+_Settings = namedtuple("_Settings", "mode size resample dtype rescale pil_limits")
 
 
 class ImageFolderLoader(TransformerMixin, BaseEstimator):
@@ -39,6 +54,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     CSV of image names beside a folder of images::
 
         Pipeline([("load", ImageFolderLoader("train", suffix=".png")), ("cnn", CNNClassifier())])
+
+    Files are recognised by their contents, whatever their extension. Every raster format PIL
+    reads is accepted except PostScript (EPS), which PIL reads by running Ghostscript on it.
 
     Parameters
     ----------
@@ -71,10 +89,14 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Type of the output. An integer type (e.g. ``"uint8"``, four times less memory than
         float32) needs ``rescale=None``.
     n_jobs : int or None, default=None
-        Number of threads decoding in parallel; None means 1 unless in a
-        :func:`joblib.parallel_config` context, -1 means all processors. Threads are enough
-        because PIL releases the GIL while decoding and resizing, and they write straight into
-        the output array.
+        Number of workers decoding in parallel; None means 1 unless in a
+        :func:`joblib.parallel_config` context, -1 means all processors. Files under 32 KiB
+        on average are decoded by worker processes, because most of the time spent on a
+        small image is PIL's Python code, which threads cannot run in parallel; starting the
+        processes takes a second or two the first time. Larger files, whose decoding in C
+        dominates, are decoded by threads. Each worker decodes a few hundred images at a
+        time; loads of under 64 images a worker are decoded in the calling process. A
+        :func:`joblib.parallel_config` backend overrides this choice.
     cache : str, path-like or None, default=None
         A folder keeping the decoded pixels of every image, so that repeated transforms (the
         folds and candidates of a grid search, later runs) decode each file once. An image is
@@ -90,9 +112,10 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     Notes
     -----
     Each :meth:`transform` logs one record on the ``skimgclf.loader`` logger at INFO level,
-    whose attributes ``n_images``, ``n_decoded`` and ``n_from_cache`` say how many images were
-    loaded, decoded and read from ``cache``. The loader itself keeps no state, so these counts
-    remain readable when a grid search clones it.
+    whose attributes ``n_images``, ``n_decoded`` and ``n_from_cache`` say how many rows were
+    loaded and how many files were decoded and read from ``cache``; rows naming the same file
+    load it once. The loader itself keeps no state, so these counts remain readable when a
+    grid search clones it.
 
     Examples
     --------
@@ -173,44 +196,55 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         if self.cache is not None:
             cache = DecodedImageCache(self.cache, (settings.mode, settings.size,
                                                    settings.resample.name))
-        reader = _Reader(rows, settings, cache)
         shape = None
         if settings.size is not None:
             width, height = settings.size
             shape = (height, width, CHANNELS[settings.mode])
         output = _Output(len(names), shape, settings)
 
-        misses = range(len(names))
+        # Rows naming the same file are loaded once, then copied.
+        firsts, copies = _first_rows(rows.paths)
+        misses = firsts
         if cache is not None:
             # Hits are read here, in order: reading an entry takes a few system calls, which
-            # threads contending for the GIL would only slow down.
-            misses = [position for position in misses
-                      if not output.put(position, reader.cached(position))]
+            # parallel workers would only add overhead to.
+            misses = [position for position in firsts
+                      if not output.put(position, cache.get(rows.cache_entry(cache, position)))]
         todo = misses
         if todo and output.array is None:
             # Without target_size the output takes the first image's size; the others are
             # checked against it.
-            output.put(todo[0], reader.decode(todo[0]))
+            output.put_block([todo[0]], *_run(_task(rows, [todo[0]], None, settings, cache)))
             todo = todo[1:]
 
-        n_workers = effective_n_jobs(self.n_jobs)
-        chunk = max(1, min(_MAX_CHUNK, math.ceil(len(todo) / (4 * n_workers))))
-        results = Parallel(n_jobs=self.n_jobs, require="sharedmem",
-                           return_as="generator_unordered")(
-            delayed(reader.decode_into)(output, todo[start:start + chunk])
-            for start in range(0, len(todo), chunk))
+        n_workers = max(1, min(effective_n_jobs(self.n_jobs), len(todo) // _MIN_CHUNK))
+        chunks = _chunks(todo, n_workers, output.image_bytes)
+        shape = output.array.shape[1:]
+        if n_workers > 1:
+            # Small files are mostly PIL's Python code, which holds the GIL: processes. Large
+            # ones are mostly decoding in C, which releases it: threads, which start at once
+            # and write no pixels through a pipe.
+            file_bytes = sum(rows.versions[position][0] for position in todo) / len(todo)
+            prefer = "threads" if file_bytes >= _THREADS_MIN_FILE_BYTES else "processes"
+            results = Parallel(n_jobs=n_workers, prefer=prefer, return_as="generator")(
+                _task(rows, chunk, shape, settings, cache) for chunk in chunks)
+        else:
+            results = (_run(_task(rows, chunk, shape, settings, cache)) for chunk in chunks)
         show = bool(self.verbose) and len(names) >= _PROGRESS_MIN_IMAGES
         with tqdm(total=len(names), initial=len(names) - len(todo), disable=not show,
                   unit="image", desc="Loading images") as bar:
-            for count in results:
-                bar.update(count)
+            for chunk, (block, mismatched) in zip(chunks, results, strict=True):
+                output.put_block(chunk, block, mismatched)
+                bar.update(len(chunk))
+        output.copy_rows(copies)
         if output.mismatched:
             raise ImageLoadError(_size_message(rows, output.array.shape[1:], output.mismatched))
 
+        n_decoded = len(misses)
         logger.info("loaded %d images from %s: %d decoded, %d from the cache", len(names),
-                    root, len(misses), len(names) - len(misses),
-                    extra={"n_images": len(names), "n_decoded": len(misses),
-                           "n_from_cache": len(names) - len(misses)})
+                    root, n_decoded, len(firsts) - n_decoded,
+                    extra={"n_images": len(names), "n_decoded": n_decoded,
+                           "n_from_cache": len(firsts) - n_decoded})
         return output.array
 
     def __sklearn_tags__(self):
@@ -270,7 +304,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             raise ValueError(f"cache must be None or a folder (str or path-like); "
                              f"got {self.cache!r}")
         return _Settings(COLOR_MODES[self.color_mode], size, INTERPOLATIONS[self.interpolation],
-                         dtype, self.rescale)
+                         dtype, self.rescale, pil_limits())
 
 
 def read_class_folders(root):
@@ -349,9 +383,12 @@ class _Rows:
 
     def where(self, position):
         """Return the name and row of ``position`` for messages."""
-        label = "" if self.labels is None or self.labels[position] == position else (
-            f", index {self.labels[position]!r}")
-        return f"{self.names[position]!r} (row {position}{label})"
+        return RowName(self.names[position], position,
+                       position if self.labels is None else self.labels[position])
+
+    def cache_entry(self, cache, position):
+        """Return the entry of ``cache`` for the file of row ``position``."""
+        return cache.entry(self.paths[position], self.versions[position])
 
     def _missing_message(self, missing):
         shown = ", ".join(repr(self.names[i]) for i in missing[:_SHOWN])
@@ -363,33 +400,43 @@ class _Rows:
         return message
 
 
-class _Reader:
-    """Pixels of the rows, from the cache or decoded."""
+def _task(rows, positions, shape, settings, cache):
+    """The call decoding rows ``positions`` (see decode_block), as a joblib task.
 
-    def __init__(self, rows, settings, cache):
-        self.rows = rows
-        self.settings = settings
-        self.cache = cache
+    It carries only those rows' data, since it may run in another process, and calls a
+    function of a module importing no more than NumPy and PIL, which a fresh worker process
+    imports quickly.
+    """
+    return delayed(decode_block)(
+        [rows.paths[p] for p in positions], [rows.where(p) for p in positions], shape=shape,
+        mode=settings.mode, size=settings.size, resample=settings.resample,
+        pil_limits=settings.pil_limits, cache=cache,
+        versions=None if cache is None else [rows.versions[p] for p in positions])
 
-    def cached(self, position):
-        """Return the cached pixels of row ``position``, or None."""
-        return self.cache.get(self.cache.entry(self.rows.paths[position],
-                                               self.rows.versions[position]))
 
-    def decode(self, position):
-        """Decode row ``position`` into uint8 pixels, and keep them in the cache."""
-        path = self.rows.paths[position]
-        pixels = decode_image(path, self.rows.where(position), mode=self.settings.mode,
-                              size=self.settings.size, resample=self.settings.resample)
-        if self.cache is not None:
-            self.cache.put(self.cache.entry(path, self.rows.versions[position]), pixels)
-        return pixels
+def _run(task):
+    function, args, kwargs = task
+    return function(*args, **kwargs)
 
-    def decode_into(self, output, positions):
-        """Decode ``positions`` into ``output``; return how many there were."""
-        for position in positions:
-            output.put(position, self.decode(position))
-        return len(positions)
+
+def _first_rows(paths):
+    """Split rows into the first naming each file and ``(rows, earlier row)`` repeating one."""
+    first_of = {}
+    firsts, copies = [], []
+    for position, path in enumerate(paths):
+        first = first_of.setdefault(path, position)
+        if first == position:
+            firsts.append(position)
+        else:
+            copies.append((position, first))
+    return firsts, copies
+
+
+def _chunks(positions, n_workers, image_bytes):
+    """Cut ``positions`` into runs small enough to balance the workers and bound memory."""
+    size = math.ceil(len(positions) / (4 * n_workers)) if n_workers > 1 else _MAX_CHUNK
+    size = max(1, min(size, _MAX_CHUNK, _MAX_CHUNK_BYTES // image_bytes))
+    return [positions[start:start + size] for start in range(0, len(positions), size)]
 
 
 class _Output:
@@ -399,8 +446,13 @@ class _Output:
         self.n_images = n_images
         self.settings = settings
         self.array = None if shape is None else self._allocate(shape)
-        # Rows whose size differs from the array's; list.append is atomic across threads.
+        # Rows whose size differs from the array's.
         self.mismatched = []
+
+    @property
+    def image_bytes(self):
+        """The size of one decoded image in bytes (1 until the size is known)."""
+        return 1 if self.array is None else self.array[0].size
 
     def _allocate(self, shape):
         return np.empty((self.n_images, *shape), dtype=self.settings.dtype)
@@ -409,15 +461,44 @@ class _Output:
         """Write ``pixels`` × rescale into row ``position``; return False for None pixels."""
         if pixels is None:
             return False
-        if self.array is None:
-            self.array = self._allocate(pixels.shape)
-        if pixels.shape != self.array.shape[1:]:
-            self.mismatched.append((position, pixels.shape))
-        elif self.settings.rescale is None:
-            self.array[position] = pixels
-        else:
-            np.multiply(pixels, self.settings.rescale, out=self.array[position])
+        self.put_block([position], pixels[None], [])
         return True
+
+    def put_block(self, positions, block, mismatched):
+        """Write ``block`` × rescale into rows ``positions``, except its ``mismatched`` ones."""
+        if self.array is None:
+            self.array = self._allocate(block.shape[1:])
+        if block.shape[1:] != self.array.shape[1:]:
+            mismatched = [(index, block.shape[1:]) for index in range(len(positions))]
+        self.mismatched.extend((positions[index], shape) for index, shape in mismatched)
+        if len(mismatched) == len(positions):
+            return
+        start, stop = positions[0], positions[-1] + 1
+        if stop - start == len(positions):
+            # The common case, consecutive rows: written in place, without a temporary.
+            self._scale(block, out=self.array[start:stop])
+        else:
+            self.array[positions] = self._scale(block)
+
+    def copy_rows(self, copies):
+        """Copy rows onto rows: ``copies`` holds ``(row, row to copy)`` pairs."""
+        if not copies:
+            return
+        targets, sources = np.array(copies).T
+        self.array[targets] = self.array[sources]
+        bad = dict(self.mismatched)
+        self.mismatched.extend((target, bad[source]) for target, source in copies
+                               if source in bad)
+
+    def _scale(self, block, out=None):
+        """``block`` × rescale in double precision, stored as dtype (into ``out`` if given)."""
+        if out is None:
+            out = np.empty(block.shape, self.settings.dtype)
+        if self.settings.rescale is None:
+            out[...] = block
+        else:
+            np.multiply(block, self.settings.rescale, out=out)
+        return out
 
 
 def _image_names(X, path_column, suffix):

@@ -5,10 +5,11 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image, JpegImagePlugin
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 from sklearn.datasets import load_sample_image
 
-from skimgclf._images import decode_image, resolve_image_path
+from skimgclf import _images
+from skimgclf._images import RowName, decode_block, decode_image, pil_limits, resolve_image_path
 from skimgclf.exceptions import ImageLoadError
 
 WHERE = "'img' (row 7)"
@@ -142,6 +143,71 @@ def test_exif_orientation_is_applied(tmp_path, pixels, orientation, upright):
     exif[0x0112] = orientation
     Image.fromarray(stored).save(tmp_path / "a.png", exif=exif)
     np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], upright(stored))
+
+
+def test_xmp_orientation_is_applied(tmp_path, pixels):
+    stored = pixels[:, :20]
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="6"/>'
+                                       '</x:xmpmeta>')
+    Image.fromarray(stored).save(tmp_path / "a.png", pnginfo=info)
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], np.rot90(stored, -1))
+
+
+@pytest.mark.parametrize("name, image_format, params", [
+    ("a.tga", "TGA", {}),  # no signature: found by probing PIL's formats
+    ("a.webp", "WEBP", {"lossless": True}),
+    ("a.bmp", "BMP", {}),
+    ("a.png", "GIF", {}),  # the contents decide, not the name
+])
+def test_formats_are_recognised_by_their_contents(tmp_path, pixels, name, image_format,
+                                                  params):
+    Image.fromarray(pixels).save(tmp_path / name, image_format, **params)
+    np.testing.assert_array_equal(decode(tmp_path / name)[..., 0], pixels)
+
+
+@pytest.mark.parametrize("content", [b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n",
+                                     b"\xc5\xd0\xd3\xc6" + bytes(28)])
+def test_postscript_is_refused(tmp_path, content):
+    (tmp_path / "a.png").write_bytes(content)
+    with pytest.raises(ImageLoadError, match=r"row 7\): is PostScript .*Ghostscript.*refused"):
+        decode(tmp_path / "a.png")
+
+
+def test_large_files_are_streamed_not_read_whole(tmp_path, pixels, monkeypatch):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image" * 100)
+    monkeypatch.setattr(_images, "_READ_WHOLE_MAX", 10)
+    reads = []
+    original = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: reads.append(n) or original(fd, n))
+    np.testing.assert_array_equal(decode(tmp_path / "a.png")[..., 0], pixels)
+    with pytest.raises(ImageLoadError, match="row 7.*UnidentifiedImageError"):
+        decode(tmp_path / "b.png")
+    assert reads == []  # read by PIL through a buffered file, in small blocks
+
+
+def test_decode_block_takes_the_first_shape_and_reports_others(tmp_path, pixels):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    Image.fromarray(pixels[:20]).save(tmp_path / "b.png")
+    paths = [str(tmp_path / name) for name in ("a.png", "b.png", "a.png")]
+    block, mismatched = decode_block(paths, [WHERE] * 3, shape=None, mode="L", size=None,
+                                     resample=Image.Resampling.BILINEAR, pil_limits=pil_limits())
+    assert block.shape == (3, 28, 28, 1) and mismatched == [(1, (20, 28, 1))]
+    np.testing.assert_array_equal(block[[0, 2], ..., 0], [pixels, pixels])
+
+
+def test_decode_block_decodes_under_the_given_pil_limits(tmp_path, pixels, monkeypatch):
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    with pytest.raises(ImageLoadError, match="decompression-bomb"):
+        decode_block([str(tmp_path / "a.png")], [WHERE], shape=(28, 28, 1), mode="L",
+                     size=None, resample=Image.Resampling.BILINEAR, pil_limits=(100, False))
+
+
+def test_row_name_is_built_when_shown():
+    assert str(RowName("3.png", 2, 102)) == "'3.png' (row 2, index 102)"
+    assert f"{RowName('3.png', 2, 2)}: bad" == "'3.png' (row 2): bad"
 
 
 def test_resize_uses_the_interpolation(tmp_path, pixels):

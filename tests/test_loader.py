@@ -18,6 +18,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skimgclf import ImageFolderLoader, read_class_folders
+from skimgclf import loader as loader_module
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.exceptions import ImageLoadError
 
@@ -117,10 +118,37 @@ def test_target_size_resizes_every_image(layout, train):
     np.testing.assert_array_equal(out[4, ..., 0], expected)
 
 
-def test_parallel_threads_give_the_same_array(layout, train):
+# 28×28 PNGs are small files, decoded by processes, unless the threshold says otherwise.
+@pytest.mark.parametrize("threads_min_file_bytes, prefer", [(None, "processes"),
+                                                             (0, "threads")])
+def test_parallel_workers_give_the_same_array(layout, train, monkeypatch,
+                                              threads_min_file_bytes, prefer):
     frame, x_train, _ = train
+    if threads_min_file_bytes is not None:
+        monkeypatch.setattr(loader_module, "_THREADS_MIN_FILE_BYTES", threads_min_file_bytes)
+    calls = []
+    original = loader_module.Parallel
+    monkeypatch.setattr(loader_module, "Parallel",
+                        lambda **kwargs: calls.append(kwargs["prefer"]) or original(**kwargs))
     out = ImageFolderLoader(layout.train_dir, suffix=".png", n_jobs=2).transform(frame)
+    assert calls == [prefer]
     np.testing.assert_array_equal(out, scaled(x_train))
+    # Each file twice in a row: the files decoded are every other row, so the workers'
+    # blocks land on scattered rows.
+    order = np.repeat(np.random.default_rng(0).permutation(len(frame)), 2)
+    out = ImageFolderLoader(layout.train_dir, suffix=".png", n_jobs=2, rescale=None,
+                            dtype="uint8").transform(frame.iloc[order])
+    np.testing.assert_array_equal(out[..., 0], x_train[order])
+
+
+def test_repeated_rows_decode_each_file_once(folder, caplog):
+    root, images = folder
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    rows = [3, 0, 3, 3, 11, 0]
+    out = ImageFolderLoader(root, suffix=".png").transform(rows)
+    np.testing.assert_array_equal(out, scaled(images[rows]))
+    record = load_records(caplog)[-1]
+    assert (record.n_images, record.n_decoded, record.n_from_cache) == (6, 3, 0)
 
 
 def test_progress_bar_only_for_large_inputs(layout, train, capsys):
@@ -194,6 +222,35 @@ def test_bad_file_names_file_and_row(folder, damage):
         ImageFolderLoader(root, suffix=".png").transform(frame)
     with pytest.raises(ImageLoadError, match=r"'6\.png' \(row 6\)"):
         ImageFolderLoader(root, suffix=".png", n_jobs=2).transform(list(range(12)))
+
+
+@pytest.fixture
+def big_folder(tmp_path, fashion_sample):
+    """150 real images, 0.png … 149.png: enough for two worker processes."""
+    (x_train, _), _ = fashion_sample
+    for i in range(150):
+        Image.fromarray(x_train[i]).save(tmp_path / f"{i}.png")
+    return tmp_path, x_train[:150]
+
+
+def test_bad_file_in_a_worker_process_names_file_and_row(big_folder):
+    root, images = big_folder
+    (root / "140.png").write_bytes(b"")
+    (root / "7.png").unlink()
+    Image.fromarray(images[7][:20]).save(root / "7.png")
+    with pytest.raises(ImageLoadError, match=r"'140\.png' \(row 140\): cannot be decoded"):
+        ImageFolderLoader(root, suffix=".png", n_jobs=2).transform(range(150))
+    with pytest.raises(ImageLoadError, match=r"20×28 \(1 images, e\.g\. '7\.png' \(row 7\)\)"):
+        ImageFolderLoader(root, suffix=".png", n_jobs=2).transform(range(140))
+
+
+def test_worker_processes_keep_pil_limits(big_folder, monkeypatch):
+    root, _ = big_folder
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    # With target_size no image is decoded in this process first: all go to the workers.
+    with pytest.raises(ImageLoadError, match=r"\(row \d+\): refused by PIL's decompression"):
+        ImageFolderLoader(root, suffix=".png", n_jobs=2, target_size=(28, 28)
+                          ).transform(range(150))
 
 
 def test_decompression_bomb(folder, monkeypatch):

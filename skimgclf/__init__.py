@@ -5,19 +5,20 @@
 into a ``Pipeline``.
 """
 
+from importlib import import_module
 from importlib.metadata import version
-
-from .loader import ImageFolderLoader, read_class_folders
 
 __version__ = version("skimgclf")
 __all__ = ["CNNClassifier", "ImageFolderLoader", "read_class_folders"]
 
+# Each public name is imported on first use: CNNClassifier pulls in Keras and TensorFlow
+# (~5 s) and the loader scikit-learn and pandas (~1-2 s), which neither loading images nor
+# the CLI's --help should pay for.
+_MODULES = {"CNNClassifier": ".classifier", "ImageFolderLoader": ".loader",
+            "read_class_folders": ".loader"}
+
 
 def __getattr__(name):
-    # CNNClassifier pulls in Keras and TensorFlow (~5 s); loading images or the CLI's --help
-    # must not pay for that, so it is imported on first use.
-    if name == "CNNClassifier":
-        from .classifier import CNNClassifier
-
-        return CNNClassifier
+    if name in _MODULES:
+        return getattr(import_module(_MODULES[name], __name__), name)
     raise AttributeError(f"module 'skimgclf' has no attribute {name!r}")

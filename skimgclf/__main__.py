@@ -1,0 +1,7 @@
+"""``python -m skimgclf``: the ``skimgclf`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

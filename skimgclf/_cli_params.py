@@ -1,0 +1,86 @@
+"""Parse the command line's ``--set name=value`` and ``--grid name=v1/v2`` into parameters."""
+
+
+class UsageError(ValueError):
+    """A malformed command line: reported in one line with exit status 2."""
+
+
+def parse_value(text, *, sequence=False):
+    """Turn the text of one value into ``None``, a bool, an int, a float, a str or a tuple.
+
+    ``"16,32"`` becomes ``(16, 32)``; with ``sequence`` (the parameter's default is a tuple) a
+    single item becomes a one-item tuple too, so that ``filters=16`` means ``(16,)``.
+    """
+    items = [_parse_scalar(item.strip()) for item in text.split(",")] if text.strip() else []
+    if sequence or len(items) > 1:
+        return tuple(items)
+    return items[0] if items else ""
+
+
+def _parse_scalar(text):
+    lowered = text.lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_settings(assignments, defaults, *, option="--set"):
+    """Parse ``["name=value", …]`` against an estimator's ``get_params()``.
+
+    Parameters
+    ----------
+    assignments : list of str
+        The raw ``name=value`` strings, in command line order (a later one wins).
+    defaults : dict
+        The estimator's parameters; the names allowed, and whether each takes a tuple.
+    option : str, default="--set"
+        The option's name, for error messages.
+
+    Returns
+    -------
+    dict
+        Parameter name to parsed value.
+    """
+    settings = {}
+    for name, text in (_split(item, defaults, option) for item in assignments):
+        settings[name] = parse_value(text, sequence=isinstance(defaults[name], tuple))
+    return settings
+
+
+def parse_grid(assignments, defaults, *, option="--grid"):
+    """Parse ``["name=candidate/candidate", …]`` into a scikit-learn parameter grid.
+
+    Candidates are separated by ``/``; a parameter whose default is not a tuple also takes
+    ``,`` as a separator (``dropout=0.25,0.5``), whereas for a tuple parameter ``,`` separates
+    the items of one candidate (``filters=16,32/32,64`` is two candidates).
+
+    Returns
+    -------
+    dict
+        Parameter name to the list of its candidate values.
+    """
+    grid = {}
+    for name, text in (_split(item, defaults, option) for item in assignments):
+        sequence = isinstance(defaults[name], tuple)
+        pieces = text.split("/") if "/" in text or sequence else text.split(",")
+        grid[name] = [parse_value(piece, sequence=sequence) for piece in pieces]
+    return grid
+
+
+def _split(item, defaults, option):
+    name, sep, text = item.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise UsageError(f"{option} {item!r}: expected name=value, e.g. {option} dropout=0.3")
+    if name not in defaults:
+        valid = ", ".join(sorted(n for n in defaults if "__" not in n))
+        raise UsageError(f"{option} {item!r}: CNNClassifier has no parameter {name!r}; "
+                         f"valid names: {valid}")
+    return name, text

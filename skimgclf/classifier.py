@@ -1,0 +1,524 @@
+"""``CNNClassifier``: a convolutional network with the scikit-learn classifier API, on scikeras.
+
+scikeras 0.13 predates scikit-learn's tag API: its ``KerasClassifier`` is not recognised as a
+classifier (no stratified folds, no soft voting), its parameters are read from ``__dict__``,
+its input checks treat images as tables and its seeding leaves TensorFlow unable to run an
+unseeded fit. This subclass keeps scikeras's skeleton (initialisation, label encoding,
+callbacks, warm start, pickling of the Keras model) and replaces those parts.
+"""
+
+import logging
+import os
+import random
+import re
+from contextlib import contextmanager, nullcontext
+from numbers import Integral, Real
+
+# JAX reserves most of a GPU's memory when it starts; let folds and parallel jobs share it.
+# The TensorFlow equivalent is set in `_let_gpu_memory_grow` below.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from scikeras.utils.transformers import ClassifierLabelEncoder  # noqa: E402
+from scikeras.wrappers import KerasClassifier  # noqa: E402
+from scipy.sparse import issparse  # noqa: E402
+from sklearn.base import BaseEstimator  # noqa: E402
+from sklearn.metrics import accuracy_score  # noqa: E402
+from sklearn.utils import ClassifierTags, check_random_state  # noqa: E402
+from sklearn.utils._param_validation import Interval, StrOptions  # noqa: E402
+from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
+from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
+from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
+
+from ._network import build_network  # noqa: E402
+
+_DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
+
+
+def _let_gpu_memory_grow():
+    # TensorFlow takes all of every visible GPU on first use unless told to grow; then a second
+    # fold or job in another process could not start.
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            # The runtime was started before skimgclf was imported; its settings stand.
+            return
+
+
+_let_gpu_memory_grow()
+
+
+def _not_new_network_tracing(record):
+    # TensorFlow counts traces per Python function across all models, so after a few fits each
+    # new network tracing Keras's step functions once reads to it as needless "retracing".
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextmanager
+def _seed_everything(seed):
+    # scikeras's `tensorflow_random_state` leaves TensorFlow's op determinism switched on,
+    # after which every unseeded fit fails. This seeds Python, NumPy and the backend (TF,
+    # torch, Keras's own generator for JAX), then gives Python and NumPy their state back.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+class CNNClassifier(KerasClassifier):
+    """Convolutional neural network image classifier.
+
+    A scikit-learn classifier (``is_classifier`` is True, cross-validation stratifies, soft
+    voting, stacking and calibration accept it) around a small Keras CNN. With the defaults it
+    is the classic Keras tutorial network: Conv(32) – Conv(64) – MaxPool – Dropout(0.25) –
+    Flatten – Dense(128) – Dropout(0.5) – softmax, Adam at 1e-3.
+
+    Parameters
+    ----------
+    filters : tuple of int, default=(32, 64)
+        Number of filters of each ReLU ``Conv2D``, one layer per entry.
+    kernel_size : int or pair of int, default=3
+        Convolution kernel, clipped to images smaller than it.
+    pool_size : int or pair of int, default=2
+        Max-pooling window after the convolutions, clipped likewise; a 1×1 pool is left out.
+    dropout : float, default=0.25
+        Dropout rate after the convolutional block.
+    dense_units : int, default=128
+        Width of the hidden dense layer; 0 leaves it out.
+    dense_dropout : float, default=0.5
+        Dropout rate after the dense layer.
+    optimizer : str or keras.optimizers.Optimizer subclass, default="adam"
+        Name or class of the Keras optimizer, created afresh at each fit.
+    learning_rate : float, default=0.001
+        Learning rate of the optimizer.
+    epochs : int, default=10
+        Passes over the training data per ``fit``.
+    batch_size : int, default=32
+        Samples per gradient step, and per prediction batch.
+    validation_split : float, default=0.0
+        Fraction of the training data held out to report ``val_loss`` and ``val_accuracy`` in
+        ``history_``. The held-out samples are drawn at random (seeded by ``random_state``),
+        not taken from the end of the data as Keras would.
+    early_stopping : bool, default=False
+        Stop when the loss, or ``val_loss`` with a ``validation_split``, has not improved for
+        ``patience`` epochs, and keep the best weights seen.
+    patience : int, default=3
+        Epochs without improvement before early stopping ends training.
+    input_shape : tuple of int, default=None
+        ``(height, width)`` or ``(height, width, channels)`` of one image, used to reshape
+        2-D input of flattened images (rows of pixels, as in a CSV). Without it, rows of
+        ``d = s*s`` pixels become ``s×s`` grayscale images and other rows ``1×d`` images.
+        Images given as ``(n, h, w)`` or ``(n, h, w, c)`` arrays need no ``input_shape``.
+    device : str, default=None
+        Where to build, train and predict: ``None`` lets Keras choose (a GPU when one is
+        visible), ``"cpu"`` forces the CPU, ``"gpu"`` or ``"gpu:1"`` names a GPU.
+    callbacks : list of keras.callbacks.Callback, default=None
+        Extra Keras callbacks for training (instances, or classes to be instantiated).
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, ``{label: weight}``; multiplied into ``sample_weight``.
+    warm_start : bool, default=False
+        If True, ``fit`` continues training the current network instead of building anew.
+    random_state : int, RandomState instance or None, default=None
+        Seeds Python, NumPy and the Keras backend (weights, dropout, shuffling) so that a
+        given seed gives identical predictions on the TensorFlow backend.
+    verbose : int, default=0
+        Keras progress output during fit and predict (0 silent, 1 progress bar, 2 one line
+        per epoch).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of ``predict_proba``'s columns.
+    n_classes_ : int
+        Number of classes.
+    n_features_in_ : int
+        Values per sample seen in ``fit``: ``h * w * c`` for images.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``fit`` was given a DataFrame with string column names.
+    image_shape_ : tuple of int
+        ``(height, width, channels)`` of the images the network takes.
+    model_ : keras.Model
+        The fitted network.
+    history_ : dict of str to list of float
+        Per-epoch ``loss`` and ``accuracy`` (and ``val_…`` with a ``validation_split``).
+
+    See Also
+    --------
+    skimgclf.ImageFolderLoader : Turns a column of image names into the array this takes.
+
+    Notes
+    -----
+    Each fit that builds a network first clears Keras's global state
+    (``keras.backend.clear_session``), which keeps memory flat over a grid search; networks
+    fitted earlier keep working. Run parallel fits in processes (joblib's default), not
+    threads, which would clear each other's state.
+
+    With ``random_state`` set, fits on the CPU are bit-for-bit reproducible. On a GPU, some
+    cuDNN kernels are not; call ``tf.config.experimental.enable_op_determinism()`` first if
+    identical results matter more than speed (it makes every later unseeded TensorFlow random
+    op fail, so skimgclf does not switch it on for you).
+
+    Examples
+    --------
+    >>> from skimgclf import CNNClassifier
+    >>> from skimgclf.datasets import load_fashion_mnist_sample
+    >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist_sample()
+    >>> clf = CNNClassifier(epochs=1, random_state=0).fit(x_train / 255, y_train)
+    >>> clf.predict_proba(x_test[:2] / 255).shape
+    (2, 10)
+    """
+
+    _parameter_constraints = {
+        "filters": ["array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "dense_units": [Interval(Integral, 0, None, closed="left")],
+        "dense_dropout": [Interval(Real, 0, 1, closed="left")],
+        "optimizer": [str, type],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_split": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(Integral, 0, None, closed="left")],
+        "input_shape": [None, tuple, list],
+        "device": [None, str],
+        "callbacks": [None, list],
+        "class_weight": [None, dict, StrOptions({"balanced"})],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
+                 dense_units=128, dense_dropout=0.5, optimizer="adam", learning_rate=0.001,
+                 epochs=10, batch_size=32, validation_split=0.0, early_stopping=False,
+                 patience=3, input_shape=None, device=None, callbacks=None, class_weight=None,
+                 warm_start=False, random_state=None, verbose=0):
+        # scikeras's __init__ is not called: it sets parameters this class does not have.
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.dropout = dropout
+        self.dense_units = dense_units
+        self.dense_dropout = dense_dropout
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.input_shape = input_shape
+        self.device = device
+        self.callbacks = callbacks
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # scikeras lists whatever sits in __dict__ as parameters and accepts any name in
+    # set_params; scikit-learn's versions read the signature above.
+    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
+    set_params = BaseEstimator.set_params
+    __repr__ = BaseEstimator.__repr__
+
+    def __sklearn_tags__(self):
+        # scikeras declares its tags with the `_more_tags` that scikit-learn 1.7 stopped
+        # reading, and puts ClassifierMixin after BaseEstimator, whose tags win.
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        # A network's score on the checks' toy data depends on the epochs they can afford.
+        tags.classifier_tags = ClassifierTags(multi_label=False, poor_score=True)
+        tags.target_tags.required = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "model_")
+
+    def fit(self, X, y, sample_weight=None):
+        """Build the network and train it on images ``X`` with labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
+            Training images, or rows of pixels reshaped as described for ``input_shape``.
+            Values are used as given: scale pixels to [0, 1] first (ImageFolderLoader does).
+        y : array-like of shape (n_samples,)
+            Labels of any kind: ints, strings, a pandas categorical.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss; samples of weight 0 are left out.
+
+        Returns
+        -------
+        self : CNNClassifier
+            The fitted classifier.
+        """
+        self._validate_params()
+        self._fit(X, y, sample_weight, warm_start=self.warm_start, epochs=self.epochs,
+                  initial_epoch=0)
+        return self
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train the network for one more epoch, building it on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
+            Training images, as for ``fit``.
+        y : array-like of shape (n_samples,)
+            Labels.
+        classes : array-like of shape (n_classes,), default=None
+            All the labels the classifier will meet; needed on the first call when ``y`` does
+            not hold every class.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each sample in the loss.
+
+        Returns
+        -------
+        self : CNNClassifier
+            The updated classifier.
+        """
+        self._validate_params()
+        self._fit(X, y, sample_weight, warm_start=True, epochs=1,
+                  initial_epoch=self.current_epoch, classes=classes)
+        return self
+
+    def predict_proba(self, X):
+        """Probability of each class for each image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
+            Images of the shape seen in ``fit`` (or the same number of values per sample).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``.
+        """
+        check_is_fitted(self)
+        proba = np.asarray(self._predict_raw(X), dtype=np.float64)
+        # The softmax is computed in float32; rows must sum to one at float64 precision.
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Most probable class of each image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
+            Images of the shape seen in ``fit`` (or the same number of values per sample).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels, of the kind given to ``fit``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy of ``predict(X)`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
+            Test images.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        float
+            Fraction (or weighted fraction) of correct predictions.
+        """
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    @property
+    def target_encoder(self):
+        """The transformer from labels to the network's integer targets (scikeras hook).
+
+        Returns
+        -------
+        scikeras.utils.transformers.ClassifierLabelEncoder
+            An unfitted encoder, restricted to ``classes_`` when those are known beforehand.
+        """
+        categories = "auto" if self.classes_ is None else [np.asarray(self.classes_)]
+        return ClassifierLabelEncoder(loss="sparse_categorical_crossentropy",
+                                      categories=categories)
+
+    def _fit(self, X, y, sample_weight, warm_start, epochs, initial_epoch, classes=None):
+        with self._keras_session():
+            if warm_start and self.initialized_:
+                X, y = self._validate_data(X, y)
+            else:
+                # A fresh network: drop Keras's global state from earlier fits so that memory
+                # stays flat over a grid search and seeded fits start from the same state.
+                keras.backend.clear_session()
+                self.classes_ = classes  # the target encoder learns them from y when None
+                X, y = self._initialize(X, y)
+            X, y, sample_weight = self._weigh_samples(X, y, sample_weight)
+            self._train(X, self.target_encoder_.transform(y), sample_weight, warm_start, epochs,
+                        initial_epoch)
+
+    def _weigh_samples(self, X, y, sample_weight):
+        if sample_weight is not None:
+            # scikeras checks the shape and leaves out the samples of weight 0.
+            X, y, sample_weight = self._validate_sample_weight(X, y, sample_weight)
+        if self.class_weight is not None:
+            # A new array: scikeras scales the caller's sample_weight in place.
+            class_weight = compute_sample_weight(self.class_weight, y)
+            sample_weight = class_weight if sample_weight is None else sample_weight * class_weight
+        return X, y, sample_weight
+
+    def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
+        # scikeras calls this from fit (reset=True, y required) and predict (y=None).
+        if issparse(X):
+            raise TypeError(
+                f"{type(self).__name__} does not accept sparse input: images are dense. "
+                "Convert X with X.toarray() first.")
+        check_params = {"allow_nd": True, "ensure_2d": False, "dtype": keras.backend.floatx()}
+        if reset or y is not None:
+            X, y = validate_data(self, X, y, reset=reset, **check_params)
+            check_classification_targets(y)
+        else:
+            X = validate_data(self, X, reset=reset, **check_params)
+        return self._as_images(X, reset), y
+
+    def _as_images(self, X, reset):
+        if X.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"{type(self).__name__} takes images as an array of shape (n_samples, height, "
+                "width[, channels]) or rows of pixels (n_samples, n_features); got an array of "
+                f"shape {X.shape}. Reshape your data: pass a single sample x as x[np.newaxis].")
+        n_features = int(np.prod(X.shape[1:]))
+        if reset:
+            self.n_features_in_ = n_features
+            self.image_shape_ = self._image_shape(X.shape[1:])
+        elif n_features != self.n_features_in_:
+            message = (f"X has {n_features} features, but {type(self).__name__} is expecting "
+                       f"{self.n_features_in_} features as input.")
+            if X.ndim > 2:
+                message += (f" It holds images of shape {X.shape[1:]} but the network takes "
+                            f"{self.image_shape_}: load them at the size used in fit.")
+            raise ValueError(message)
+        elif X.ndim > 2 and X.shape[1:3] != self.image_shape_[:2]:
+            raise ValueError(
+                f"X holds images of shape {X.shape[1:]}, but {type(self).__name__} was fitted "
+                f"on images of shape {self.image_shape_}.")
+        return X.reshape((len(X), *self.image_shape_))
+
+    def _image_shape(self, sample_shape):
+        if self.input_shape is not None:
+            shape = tuple(int(side) for side in self.input_shape)
+            shape = shape + (1,) if len(shape) == 2 else shape
+            if len(shape) != 3 or int(np.prod(shape)) != int(np.prod(sample_shape)):
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} must be (height, width) or (height, "
+                    f"width, channels) holding the {int(np.prod(sample_shape))} values of each "
+                    f"sample of X (shape {sample_shape}).")
+            return shape
+        if len(sample_shape) == 3:
+            return tuple(sample_shape)
+        if len(sample_shape) == 2:
+            return (*sample_shape, 1)
+        side = int(np.sqrt(sample_shape[0]))
+        if side * side == sample_shape[0]:
+            return (side, side, 1)
+        return (1, sample_shape[0], 1)
+
+    def _build_keras_model(self):
+        with self._seeded():
+            return build_network(
+                self.image_shape_, self.n_classes_, filters=self.filters,
+                kernel_size=self.kernel_size, pool_size=self.pool_size, dropout=self.dropout,
+                dense_units=self.dense_units, dense_dropout=self.dense_dropout,
+                optimizer=self.optimizer, learning_rate=self.learning_rate)
+
+    def _initialize_callbacks(self):
+        super()._initialize_callbacks()
+        if self.early_stopping:
+            monitor = "val_loss" if self.validation_split else "loss"
+            self._fit_callbacks = [*self._fit_callbacks, keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=self.patience, restore_best_weights=True)]
+
+    def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
+        if self.validation_split:
+            # Keras holds out the *last* samples; on data sorted by label that is one class.
+            order = check_random_state(self._random_state).permutation(len(X))
+            X, y = X[order], y[order]
+            sample_weight = None if sample_weight is None else sample_weight[order]
+        with self._seeded():
+            history = self.model_.fit(
+                X, y, sample_weight=sample_weight, batch_size=self.batch_size,
+                epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                validation_split=self.validation_split, callbacks=self._fit_callbacks,
+                verbose=self.verbose)
+        if not warm_start or initial_epoch == 0 or not hasattr(self, "history_"):
+            self.history_ = {}
+        for key, values in history.history.items():
+            self.history_.setdefault(key, []).extend(float(value) for value in values)
+
+    def _predict_raw(self, X):
+        X, _ = self._validate_data(X)
+        with self._keras_session():
+            return self.model_.predict(X, batch_size=self.batch_size, verbose=self.verbose)
+
+    def _restore_fit(self, model, classes, n_features_in, image_shape, history,
+                     feature_names_in=None):
+        # The fitted state that `fit` would leave, from a saved model (skimgclf.persistence).
+        if model.input_shape[1:] != tuple(image_shape):
+            raise ValueError(f"the network takes images of shape {model.input_shape[1:]}, "
+                             f"not {tuple(image_shape)}")
+        if n_features_in != int(np.prod(image_shape)):
+            raise ValueError(f"{n_features_in} features do not make images of shape "
+                             f"{tuple(image_shape)}")
+        if model.output_shape[-1] != len(classes):
+            raise ValueError(f"the network has {model.output_shape[-1]} outputs for "
+                             f"{len(classes)} classes")
+        self.classes_ = classes
+        self.target_encoder_ = self.target_encoder.fit(classes)
+        self.n_classes_ = len(classes)
+        self.n_features_in_ = n_features_in
+        self.image_shape_ = tuple(image_shape)
+        if feature_names_in is not None:
+            self.feature_names_in_ = np.asarray(feature_names_in, dtype=object)
+        self.history_ = history
+        self.model_ = model
+        # Saved parameters are JSON, so random_state is an int or None, as `_initialize` makes.
+        self._random_state = self.random_state
+        self._initialize_callbacks()
+        return self
+
+    def _seeded(self):
+        if self._random_state is None:
+            return nullcontext()
+        return _seed_everything(self._random_state)
+
+    @contextmanager
+    def _keras_session(self):
+        # Where Keras builds, trains and predicts, and without TensorFlow's false alarms.
+        if self.device is not None and not _DEVICE.fullmatch(self.device):
+            raise ValueError(
+                f"device must be None, 'cpu', 'gpu' or 'gpu:<index>'; got {self.device!r}")
+        logger = logging.getLogger("tensorflow")
+        logger.addFilter(_not_new_network_tracing)
+        try:
+            with nullcontext() if self.device is None else keras.device(self.device):
+                yield
+        finally:
+            logger.removeFilter(_not_new_network_tracing)

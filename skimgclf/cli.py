@@ -1,0 +1,228 @@
+"""The ``skimgclf`` command: train, predict, tune and demo.
+
+Parsing stays light so that ``skimgclf --help`` answers at once; TensorFlow is imported only by
+a command that trains or predicts.
+"""
+
+import argparse
+import os
+import sys
+
+from ._cli_params import UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv=None):
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments after the program name.
+
+    Returns
+    -------
+    int
+        0 on success, 1 on an error in the data or files, 2 on a malformed command line.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        # argparse exits on --help (0) and on usage errors (2); return instead, so that
+        # main() can be called in-process.
+        return exit_.code
+    if args.command == "demo" and args.data_dir is not None and not args.full:
+        print("skimgclf demo: error: --data-dir is only read with --full", file=sys.stderr)
+        return EXIT_USAGE
+    # TensorFlow's C++ log (even its "E" lines about tf.data graph attributes it ignores) is
+    # noise to a user; real failures still arrive as Python exceptions. --debug keeps it.
+    if not args.debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    try:
+        _run(args)
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"skimgclf {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("skimgclf: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # every failure is one line for the user; --debug shows the rest
+        if args.debug:
+            raise
+        print(f"skimgclf: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _run(args):
+    from . import _cli_jobs as jobs
+
+    console = jobs.Console(quiet=args.quiet)
+    settings = list(getattr(args, "set", None) or [])
+    if getattr(args, "epochs", None) is not None:
+        settings.append(f"epochs={args.epochs}")
+    if args.command == "demo":
+        jobs.demo(args.workdir, full=args.full, data_dir=args.data_dir, settings=settings,
+                  console=console)
+    elif args.command == "predict":
+        jobs.predict(args.test_csv, args.images, args.model_dir, args.output,
+                     sample_submission=args.sample_submission, console=console)
+    else:
+        spec = jobs.TableSpec(path_column=args.path_column, label_column=args.label_column,
+                              suffix=args.suffix, color_mode=args.color_mode,
+                              target_size=tuple(args.target_size) if args.target_size else None)
+        common = {"spec": spec, "validation_split": args.validation_split,
+                  "settings": settings, "console": console}
+        if args.command == "train":
+            jobs.train(args.train_csv, args.images, args.model_dir, **common)
+        else:
+            jobs.tune(args.train_csv, args.images, args.model_dir, grid=args.grid, cv=args.cv,
+                      n_jobs=args.n_jobs, **common)
+
+
+def _message(exc):
+    # Messages that list places or files span lines; the user gets them as one.
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if isinstance(exc, (ValueError, OSError)):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text} (run again with --debug for the traceback)"
+
+
+def build_parser():
+    """Build the argument parser of the ``skimgclf`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(
+        prog="skimgclf",
+        description="Image classification from a CSV of image names and a folder of images.",
+        epilog="Run 'skimgclf COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bars or step messages; results and errors still show")
+    common.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
+
+    network = argparse.ArgumentParser(add_help=False)
+    network.add_argument("--epochs", type=_positive_int, metavar="N",
+                         help="training epochs (shortcut for --set epochs=N)")
+    network.add_argument("--set", action="append", metavar="NAME=VALUE",
+                         help="any CNNClassifier parameter, e.g. --set filters=16,32 "
+                              "--set dropout=0.3 (repeat the option for several)")
+
+    table = argparse.ArgumentParser(add_help=False)
+    table.add_argument("train_csv", metavar="TRAIN_CSV",
+                       help="CSV with one row per training image: its name and its label")
+    table.add_argument("--images", required=True, metavar="DIR",
+                       help="folder of the images named in the CSV")
+    table.add_argument("--model-dir", required=True, metavar="DIR",
+                       help="folder to write the model and its report to (replaced whole)")
+    table.add_argument("--path-column", metavar="COL",
+                       help="column of image names (default: the first column)")
+    table.add_argument("--label-column", default="label", metavar="COL",
+                       help="column of labels (default: %(default)s)")
+    table.add_argument("--suffix", default="", metavar="SUFFIX",
+                       help="appended to names that lack it, e.g. .png for ids 1, 2, ...")
+    table.add_argument("--color-mode", default="grayscale", choices=("grayscale", "rgb", "rgba"),
+                       help="channels to load (default: %(default)s)")
+    table.add_argument("--target-size", type=_positive_int, nargs=2, metavar=("H", "W"),
+                       help="resize every image to H x W pixels (default: keep the size, "
+                            "which must then be the same for all)")
+    table.add_argument("--validation-split", type=_fraction, default=0.2, metavar="FRACTION",
+                       help="stratified share of the images held out to validate "
+                            "(default: %(default)s; 0 = none)")
+
+    train = commands.add_parser(
+        "train", parents=[table, network, common], help="train a model on a CSV of images",
+        description="Train on TRAIN_CSV, report the accuracy on a stratified holdout, and save "
+                    "the model, its settings and an HTML report in --model-dir.")
+    train.set_defaults(command="train")
+
+    predict = commands.add_parser(
+        "predict", parents=[common], help="write a submission for a CSV of images",
+        description="Predict the images of TEST_CSV with a model written by 'skimgclf train' "
+                    "and write the submission CSV.")
+    predict.add_argument("test_csv", metavar="TEST_CSV",
+                         help="CSV with one row per test image (its name column as in training)")
+    predict.add_argument("--images", required=True, metavar="DIR",
+                         help="folder of the images named in the CSV")
+    predict.add_argument("--model-dir", required=True, metavar="DIR",
+                         help="folder written by 'skimgclf train' or 'skimgclf tune'")
+    predict.add_argument("--output", "-o", required=True, metavar="FILE",
+                         help="submission CSV to write (its folder must exist)")
+    predict.add_argument("--sample-submission", metavar="FILE",
+                         help="CSV whose columns and row order the submission copies "
+                              "(default: the name column and the label column, in TEST_CSV "
+                              "order)")
+
+    tune = commands.add_parser(
+        "tune", parents=[table, network, common], help="grid-search the network's parameters",
+        description="Cross-validate every combination of --grid values, print the ranking, "
+                    "then train the best combination as 'skimgclf train' does.")
+    tune.add_argument("--grid", action="append", required=True, metavar="NAME=V1/V2",
+                      help="candidate values of a CNNClassifier parameter, separated by '/' "
+                           "(or ',' for a parameter that is not a tuple): --grid "
+                           "filters=16,32/32,64 --grid dropout=0.25,0.5")
+    tune.add_argument("--cv", type=_at_least_two, default=3, metavar="K",
+                      help="stratified cross-validation folds (default: %(default)s)")
+    tune.add_argument("--n-jobs", type=int, metavar="N",
+                      help="candidates fitted in parallel (default: one at a time)")
+
+    demo = commands.add_parser(
+        "demo", parents=[network, common], help="train and predict the embedded Fashion-MNIST",
+        description="Write the Fashion-MNIST sample that ships with skimgclf in the competition "
+                    "layout (train.csv + train/, test.csv + test/, sample_submission.csv), "
+                    "train on it, predict the test images and report.")
+    demo.add_argument("--workdir", metavar="DIR",
+                      help="folder for the data, the model and the submission "
+                           "(default: ./skimgclf-demo)")
+    demo.add_argument("--full", action="store_true",
+                      help="the full 70,000 Fashion-MNIST images instead of the sample "
+                           "(needs the dataset files; no download)")
+    demo.add_argument("--data-dir", metavar="DIR",
+                      help="with --full: folder of the Fashion-MNIST files")
+    return parser
+
+
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def _at_least_two(text):
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"cross-validation needs 2 folds or more, got {value}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected 0 or more and less than 1, got {value}")
+    return value

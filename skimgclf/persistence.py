@@ -1,0 +1,298 @@
+"""Save and load fitted models without pickle: Keras's native file plus a JSON description.
+
+A model folder holds two files:
+
+``model.keras``
+    The trained network in Keras's native format, loaded back with ``safe_mode=True``.
+``estimator.json``
+    Which estimator wraps it (a bare ``CNNClassifier`` or a ``Pipeline`` whose steps are
+    skimgclf estimators, ending in one), every step's ``get_params(deep=False)``, and the
+    classifier's fitted state: its classes with their dtype, the image shape, the number of
+    features, the training history, and a checksum of ``model.keras``.
+
+Nothing is unpickled and only skimgclf's own classes are rebuilt, so loading a folder runs no
+code from it.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from . import __version__
+
+FORMAT = "skimgclf-model"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+ESTIMATOR_FILE = "estimator.json"
+
+
+def save_model(estimator, directory):
+    """Write a fitted classifier or pipeline to a model folder.
+
+    The folder is built beside ``directory`` and renamed into place once complete, so an
+    interrupted save leaves any earlier model there untouched; an existing folder is replaced
+    as a whole.
+
+    Parameters
+    ----------
+    estimator : CNNClassifier or Pipeline
+        A fitted ``CNNClassifier``, or a fitted ``Pipeline`` of skimgclf estimators (such as
+        ``ImageFolderLoader``) ending in one. All parameters must be JSON values (numbers,
+        strings, booleans, None, tuples, lists, dicts, paths).
+    directory : str or path-like
+        The model folder to write.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not such a classifier or pipeline, or a parameter is not a JSON
+        value (the message names it).
+    sklearn.exceptions.NotFittedError
+        If the classifier is not fitted.
+    """
+    directory = Path(directory)
+    classifier = _final_classifier(estimator)
+    check_is_fitted(classifier)
+    # Describe first: a parameter that cannot be saved must fail before anything is written.
+    description = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "skimgclf_version": __version__,
+        "estimator": _describe_estimator(estimator),
+        "fitted": _describe_fit(classifier),
+    }
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{directory.name}.new.", dir=directory.parent))
+    try:
+        classifier.model_.save(stage / MODEL_FILE)
+        description["fitted"]["model_sha256"] = _sha256(stage / MODEL_FILE)
+        (stage / ESTIMATOR_FILE).write_text(json.dumps(description, indent=2) + "\n")
+        _swap_in(stage, directory)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_model(directory):
+    """Load a model folder written by :func:`save_model`.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The model folder.
+
+    Returns
+    -------
+    CNNClassifier or Pipeline
+        The estimator as saved, fitted: it predicts exactly as the saved one did.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder or one of its two files is missing.
+    ValueError
+        If a file is damaged or was changed since it was saved; the message names the file.
+    """
+    directory = Path(directory)
+    description_path = directory / ESTIMATOR_FILE
+    model_path = directory / MODEL_FILE
+    for path in (description_path, model_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: {directory} is not a complete model folder written by "
+                "skimgclf's save_model; save the model again")
+    try:
+        description = json.loads(description_path.read_text())
+        if description.get("format") != FORMAT:
+            raise ValueError(f"'format' is {description.get('format')!r}, not {FORMAT!r}")
+        if description["format_version"] > FORMAT_VERSION:
+            raise ValueError(
+                f"it has format version {description['format_version']}, written by skimgclf "
+                f"{description.get('skimgclf_version')}; this skimgclf ({__version__}) reads "
+                f"up to version {FORMAT_VERSION}: upgrade skimgclf")
+        estimator = _build_estimator(description["estimator"])
+        fitted = description["fitted"]
+        checksum = fitted["model_sha256"]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{description_path} is damaged or not a skimgclf model "
+                         f"description: {_reason(exc)}") from exc
+    if _sha256(model_path) != checksum:
+        raise ValueError(
+            f"{model_path} does not match the checksum recorded in {description_path}: it was "
+            "changed or damaged after saving; save the model again")
+    import keras
+
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as exc:
+        raise ValueError(f"{model_path} cannot be loaded by Keras: {_reason(exc)}") from exc
+    classifier = _final_classifier(estimator)
+    try:
+        classifier._restore_fit(
+            model, classes=_decode_classes(fitted["classes"]),
+            n_features_in=fitted["n_features_in"], image_shape=tuple(fitted["image_shape"]),
+            history=fitted["history"], feature_names_in=fitted["feature_names_in"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{description_path} does not describe {model_path}: "
+                         f"{_reason(exc)}") from exc
+    return estimator
+
+
+def _final_classifier(estimator):
+    from .classifier import CNNClassifier
+
+    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(final, CNNClassifier):
+        raise TypeError("save_model takes a CNNClassifier or a Pipeline ending in one; got "
+                        f"{type(estimator).__name__}"
+                        + (f" ending in {type(final).__name__}" if final is not estimator else ""))
+    return final
+
+
+def _estimator_classes():
+    # Only skimgclf's own estimators are rebuilt from a description: a model folder must not
+    # be able to name arbitrary classes to import.
+    from .classifier import CNNClassifier
+    from .loader import ImageFolderLoader
+
+    return {cls.__name__: cls for cls in (CNNClassifier, ImageFolderLoader)}
+
+
+def _describe_estimator(estimator):
+    if isinstance(estimator, Pipeline):
+        params = estimator.get_params(deep=False)
+        del params["steps"]
+        return {"class": "Pipeline",
+                "params": _encode_params(params, "the Pipeline"),
+                "steps": [{"name": name, **_describe_estimator(step)}
+                          for name, step in estimator.steps]}
+    name = type(estimator).__name__
+    if _estimator_classes().get(name) is not type(estimator):
+        raise TypeError(f"cannot save a {name} step: a saved pipeline may hold only skimgclf's "
+                        f"estimators ({', '.join(_estimator_classes())})")
+    return {"class": name, "params": _encode_params(estimator.get_params(deep=False), name)}
+
+
+def _build_estimator(description):
+    params = {name: _decode(value) for name, value in description["params"].items()}
+    if description["class"] == "Pipeline":
+        steps = [(step["name"], _build_estimator(step)) for step in description["steps"]]
+        return Pipeline(steps, **params)
+    cls = _estimator_classes().get(description["class"])
+    if cls is None:
+        raise ValueError(f"unknown estimator class {description['class']!r}")
+    return cls(**params)
+
+
+def _describe_fit(classifier):
+    feature_names = getattr(classifier, "feature_names_in_", None)
+    return {
+        "classes": _encode_classes(classifier.classes_),
+        "n_features_in": int(classifier.n_features_in_),
+        "image_shape": [int(side) for side in classifier.image_shape_],
+        "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
+        "history": {key: [float(v) for v in values]
+                    for key, values in classifier.history_.items()},
+    }
+
+
+def _encode_classes(classes):
+    classes = np.asarray(classes)
+    values = classes.tolist()
+    if not all(isinstance(value, (str, int, float, bool)) for value in values):
+        raise TypeError("cannot save classes_ as JSON: labels must be strings, integers, "
+                        f"floats or booleans; got {classes[:5]!r}")
+    return {"values": values, "dtype": classes.dtype.str if classes.dtype.kind != "O" else "O"}
+
+
+def _decode_classes(encoded):
+    return np.array(encoded["values"], dtype=np.dtype(encoded["dtype"]))
+
+
+def _encode_params(params, owner):
+    encoded = {}
+    for name, value in params.items():
+        try:
+            encoded[name] = _encode(value)
+        except TypeError as exc:
+            raise TypeError(f"cannot save parameter {name!r} of {owner}: {exc}; set it to a JSON "
+                            "value (e.g. None) before saving") from None
+    return encoded
+
+
+def _encode(value):
+    # JSON has no tuples, paths or non-string keys; tag them so that they come back as given
+    # (GridSearchCV-style parameters such as filters=(32, 64) must stay tuples).
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(item) for item in value]}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
+    if isinstance(value, os.PathLike):
+        return {"__path__": os.fspath(value)}
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(key), _encode(item)] for key, item in value.items()]}
+    raise TypeError(f"{value!r} is not a JSON value")
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"__tuple__"}:
+        return tuple(_decode(item) for item in value["__tuple__"])
+    if set(value) == {"__path__"}:
+        return Path(value["__path__"])
+    if set(value) == {"__dict__"}:
+        return {_hashable(_decode(key)): _decode(item) for key, item in value["__dict__"]}
+    raise ValueError(f"unexpected value {value!r} among the parameters")
+
+
+def _hashable(key):
+    return tuple(key) if isinstance(key, list) else key
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _swap_in(stage, directory):
+    if not directory.exists():
+        os.replace(stage, directory)
+        return
+    if not directory.is_dir():
+        raise FileExistsError(f"{directory} exists and is not a folder; choose another path")
+    trash = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+    os.replace(directory, trash / directory.name)
+    try:
+        os.replace(stage, directory)
+    except BaseException:
+        os.replace(trash / directory.name, directory)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _reason(exc):
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

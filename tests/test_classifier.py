@@ -1,0 +1,344 @@
+"""CNNClassifier on real Fashion-MNIST images: scikit-learn integration, labels, shapes, seeds."""
+
+import inspect
+import logging
+import pickle
+
+import joblib
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone, is_classifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import StackingClassifier, VotingClassifier
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import (
+    GridSearchCV,
+    StratifiedKFold,
+    check_cv,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
+
+from skimgclf import CNNClassifier
+from skimgclf import classifier as classifier_module
+from skimgclf.datasets import FASHION_MNIST_CLASSES
+
+# Keras's model.save (also behind pickling) converts TensorFlow variables in a way NumPy 2
+# deprecates; that is between those two libraries.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+# Small enough for a test, still well above chance (0.1) on 600 images.
+TINY = {"filters": (8,), "dense_units": 16, "dense_dropout": 0.0, "learning_rate": 0.005,
+        "epochs": 2, "random_state": 0}
+NAMES = np.array(FASHION_MNIST_CLASSES)
+
+
+@pytest.fixture(scope="module")
+def fashion(fashion_sample):
+    """600 training and 200 test images scaled to [0, 1], with their integer labels."""
+    (x_train, y_train), (x_test, y_test) = fashion_sample
+    return (x_train[:600] / np.float32(255), y_train[:600],
+            x_test[:200] / np.float32(255), y_test[:200])
+
+
+@pytest.fixture(scope="module")
+def fitted(fashion):
+    """A tiny network fitted on the class names of the 600 images."""
+    x_train, y_train, _, _ = fashion
+    return CNNClassifier(**TINY).fit(x_train, NAMES[y_train])
+
+
+def test_scikit_learn_sees_a_classifier():
+    clf = CNNClassifier()
+    tags = get_tags(clf)
+    assert is_classifier(clf)
+    assert tags.estimator_type == "classifier"
+    assert tags.classifier_tags is not None and not tags.input_tags.sparse
+    assert isinstance(check_cv(3, np.arange(30) % 3, classifier=is_classifier(clf)),
+                      StratifiedKFold)
+
+
+def test_parameters_are_the_signature():
+    clf = CNNClassifier(filters=(4, 8), epochs=3)
+    names = [name for name in inspect.signature(CNNClassifier).parameters]
+    assert sorted(clf.get_params()) == sorted(names)
+    assert clf.get_params()["filters"] == (4, 8)
+    clf.set_params(dropout=0.5)
+    assert clone(clf).get_params() == clf.get_params()
+    with pytest.raises(ValueError, match="Invalid parameter 'fit'"):
+        clf.set_params(fit__batch_size=8)
+    assert "fit__batch_size" not in vars(clf)
+
+
+@pytest.mark.parametrize(("params", "match"), [
+    ({"dropout": 1.5}, "dropout"),
+    ({"filters": "wide"}, "filters"),
+    ({"device": "tpu"}, "device"),
+    ({"input_shape": (5, 5)}, "input_shape"),
+])
+def test_bad_parameters_are_named_at_fit(fashion, params, match):
+    x_train, y_train, _, _ = fashion
+    with pytest.raises(ValueError, match=match):
+        CNNClassifier(**{**TINY, **params}).fit(x_train[:20], y_train[:20])
+
+
+def test_learns_fashion_mnist_with_string_labels(fitted, fashion):
+    _, _, x_test, y_test = fashion
+    assert list(fitted.classes_) == sorted(FASHION_MNIST_CLASSES)
+    assert fitted.n_features_in_ == 28 * 28 and fitted.image_shape_ == (28, 28, 1)
+    assert set(fitted.history_) == {"loss", "accuracy"} and len(fitted.history_["loss"]) == 2
+    predicted = fitted.predict(x_test)
+    assert np.mean(predicted == NAMES[y_test]) > 0.5
+    proba = fitted.predict_proba(x_test)
+    assert proba.shape == (200, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(fitted.classes_[proba.argmax(axis=1)], predicted)
+
+
+def test_pandas_categorical_labels(fashion):
+    x_train, y_train, x_test, _ = fashion
+    labels = pd.Series(pd.Categorical(NAMES[y_train[:100]]))
+    clf = CNNClassifier(**{**TINY, "epochs": 1}).fit(x_train[:100], labels)
+    assert set(clf.classes_) == set(labels.cat.categories)
+    assert set(clf.predict(x_test[:20])) <= set(labels.cat.categories)
+
+
+@pytest.mark.parametrize(("shape", "params", "image_shape"), [
+    ((28, 28), {}, (28, 28, 1)),
+    ((28, 28, 1), {}, (28, 28, 1)),
+    ((784,), {}, (28, 28, 1)),
+    ((784,), {"input_shape": (14, 56)}, (14, 56, 1)),
+    ((28, 28, 3), {}, (28, 28, 3)),
+    ((5,), {}, (1, 5, 1)),
+    ((1, 1), {}, (1, 1, 1)),
+])
+def test_input_layouts(fashion, shape, params, image_shape):
+    x_train, y_train, _, _ = fashion
+    x = np.resize(x_train[:40], (40, *shape))
+    clf = CNNClassifier(**{**TINY, "epochs": 1, **params}).fit(x, y_train[:40])
+    assert clf.image_shape_ == image_shape
+    assert clf.n_features_in_ == int(np.prod(shape))
+    assert clf.predict(x[:3]).shape == (3,)
+    # The same values per sample, flattened, are accepted too.
+    assert clf.predict(x[:3].reshape(3, -1)).shape == (3,)
+
+
+def test_input_errors_say_what_was_expected(fitted, fashion):
+    _, _, x_test, _ = fashion
+    with pytest.raises(ValueError, match=r"400 features.*expecting 784.*\(20, 20\)"):
+        fitted.predict(x_test[:3, :20, :20])
+    with pytest.raises(ValueError, match=r"shape \(28, 28, 1\)"):
+        fitted.predict(np.zeros((3, 784, 1, 1)))
+    with pytest.raises(ValueError, match="Reshape your data"):
+        fitted.predict(x_test[0, 0])
+    with pytest.raises(TypeError, match=r"sparse.*toarray"):
+        fitted.predict(sp.csr_matrix(x_test[:3].reshape(3, -1)))
+    with pytest.raises(NotFittedError):
+        CNNClassifier().predict(x_test[:3])
+
+
+def test_cross_validation_on_label_sorted_data(fashion):
+    # scikeras's KerasClassifier is not a classifier to scikit-learn ≥ 1.6, so
+    # cross_val_score used unstratified KFold: on sorted labels each fold met unseen classes.
+    x_train, y_train, _, _ = fashion
+    order = np.argsort(y_train, kind="stable")
+    scores = cross_val_score(CNNClassifier(**TINY), x_train[order], y_train[order], cv=3)
+    assert scores.min() > 0.4
+
+
+def test_same_seed_same_predictions(fitted, fashion):
+    x_train, y_train, x_test, _ = fashion
+    again = clone(fitted).fit(x_train, NAMES[y_train])
+    np.testing.assert_array_equal(again.predict_proba(x_test), fitted.predict_proba(x_test))
+    other = clone(fitted).set_params(random_state=1).fit(x_train, NAMES[y_train])
+    assert not np.array_equal(other.predict_proba(x_test), fitted.predict_proba(x_test))
+
+
+def test_seeded_fit_leaves_global_random_state_alone(fashion):
+    x_train, y_train, _, _ = fashion
+    # The legacy global generator is the state under test.
+    np.random.seed(7)  # noqa: NPY002
+    expected = np.random.rand()  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002
+    CNNClassifier(**{**TINY, "epochs": 1}).fit(x_train[:40], y_train[:40])
+    assert np.random.rand() == expected  # noqa: NPY002
+    # An unseeded fit after a seeded one works: TensorFlow's op determinism is not left on.
+    CNNClassifier(**{**TINY, "epochs": 1, "random_state": None}).fit(x_train[:40], y_train[:40])
+
+
+def test_pickle_and_joblib_round_trips(fitted, fashion, tmp_path):
+    _, _, x_test, _ = fashion
+    expected = fitted.predict_proba(x_test)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(x_test),
+                                  expected)
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(x_test), expected)
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
+
+
+def test_clone_is_unfitted_with_the_same_parameters(fitted):
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params()
+    assert not hasattr(copy, "model_")
+
+
+def test_sample_weight(fashion):
+    x_train, y_train, x_test, _ = fashion
+    x, y = x_train[:100], y_train[:100]
+    plain = CNNClassifier(**TINY).fit(x, y)
+    weights = np.ones(100)
+    weighted = CNNClassifier(**{**TINY, "class_weight": {0: 1.0}}).fit(x, y, weights)
+    np.testing.assert_allclose(weighted.predict_proba(x_test), plain.predict_proba(x_test),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(weights, 1)  # the caller's array is not scaled in place
+    # Weight only on shirts and sandals: the network learns those two.
+    only_two = np.isin(y, [5, 6]).astype(float)
+    skewed = CNNClassifier(**{**TINY, "epochs": 5, "learning_rate": 0.01})
+    skewed.fit(x, y, sample_weight=only_two)
+    assert set(skewed.predict(x_test)) <= {5, 6}
+    with pytest.raises(ValueError, match="weight"):
+        CNNClassifier(**TINY).fit(x, y, sample_weight=np.zeros(100))
+
+
+def test_random_holdout_and_early_stopping_on_sorted_labels(fashion):
+    x_train, y_train, _, _ = fashion
+    order = np.argsort(y_train[:300], kind="stable")
+    clf = CNNClassifier(**{**TINY, "epochs": 40, "validation_split": 0.3,
+                           "early_stopping": True, "patience": 1, "learning_rate": 0.01})
+    clf.fit(x_train[:300][order], y_train[:300][order])
+    history = clf.history_
+    assert len(history["loss"]) < 40
+    # Keras would hold out the last 30 %: classes 7-9, never trained on, accuracy 0.
+    assert max(history["val_accuracy"]) > 0.4
+
+
+def test_partial_fit_and_warm_start(fashion):
+    x_train, y_train, _, _ = fashion
+    few = np.isin(y_train, [0, 1, 2])
+    clf = CNNClassifier(**TINY).partial_fit(x_train[few][:60], y_train[few][:60],
+                                            classes=np.arange(10))
+    clf.partial_fit(x_train[:60], y_train[:60])
+    assert list(clf.classes_) == list(range(10)) and len(clf.history_["loss"]) == 2
+    warm = CNNClassifier(**{**TINY, "epochs": 1, "warm_start": True}).fit(x_train[:60],
+                                                                           y_train[:60])
+    model = warm.model_
+    warm.fit(x_train[60:120], y_train[60:120])
+    assert warm.model_ is model and list(warm.classes_) == list(range(10))
+
+
+def test_force_cpu(fitted, fashion):
+    x_train, y_train, x_test, _ = fashion
+    on_cpu = clone(fitted).set_params(device="cpu").fit(x_train, NAMES[y_train])
+    # This machine has no GPU, so forcing the CPU changes nothing.
+    np.testing.assert_array_equal(on_cpu.predict_proba(x_test), fitted.predict_proba(x_test))
+
+
+def test_gpu_memory_growth_is_enabled_for_every_visible_gpu(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("memory growth is a TensorFlow setting")
+    import tensorflow as tf
+
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu0", "gpu1"])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
+                        lambda gpu, enable: grown.append((gpu, enable)))
+    classifier_module._let_gpu_memory_grow()
+    assert grown == [("gpu0", True), ("gpu1", True)]
+
+
+def test_soft_voting(fashion):
+    x_train, y_train, x_test, y_test = fashion
+    vote = VotingClassifier([("a", CNNClassifier(**TINY)),
+                             ("b", CNNClassifier(**{**TINY, "random_state": 1}))],
+                            voting="soft")
+    vote.fit(x_train[:300], NAMES[y_train[:300]])
+    proba = vote.predict_proba(x_test)
+    assert proba.shape == (200, 10)
+    assert np.mean(vote.predict(x_test) == NAMES[y_test]) > 0.5
+    # Fitting the second network did not break the first one.
+    assert vote.estimators_[0].predict(x_test[:5]).shape == (5,)
+
+
+@pytest.mark.slow
+def test_stacking_and_calibration_accept_it(fashion):
+    x_train, y_train, x_test, _ = fashion
+    stack = StackingClassifier([("cnn", CNNClassifier(**TINY))],
+                               final_estimator=LogisticRegression(), cv=2)
+    assert stack.fit(x_train[:300], y_train[:300]).predict_proba(x_test).shape == (200, 10)
+    calibrated = CalibratedClassifierCV(CNNClassifier(**TINY), cv=2)
+    assert calibrated.fit(x_train[:300], y_train[:300]).predict_proba(x_test).shape == (200, 10)
+
+
+def _loader_pipeline(layout):
+    from skimgclf import ImageFolderLoader
+
+    return Pipeline([("load", ImageFolderLoader(layout.train_dir, suffix=".png")),
+                     ("cnn", CNNClassifier(**TINY))])
+
+
+def test_pipeline_of_loader_and_classifier_on_file_names(small_layout):
+    layout, _, _, x_test, _ = small_layout
+    train = pd.read_csv(layout.train_csv)
+    test = pd.read_csv(layout.test_csv)
+    pipe = _loader_pipeline(layout).fit(train[["id"]], NAMES[train["label"]])
+    # Same images through the loader or as arrays: same predictions.
+    pipe.set_params(load__image_dir=layout.test_dir)
+    predicted = pipe.predict(test[["id"]])
+    np.testing.assert_array_equal(predicted, pipe[-1].predict(x_test / np.float32(255)))
+    assert set(predicted) <= set(FASHION_MNIST_CLASSES)
+
+
+def test_grid_search_sets_filters_dropout_and_epochs(small_layout):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv).iloc[:120]
+    # Two candidates that differ in all three parameters keep this quick; the full grid is
+    # the slow test below.
+    grid = [{"cnn__filters": [(4,)], "cnn__dropout": [0.25], "cnn__epochs": [1]},
+            {"cnn__filters": [(4, 8)], "cnn__dropout": [0.5], "cnn__epochs": [2]}]
+    search = GridSearchCV(_loader_pipeline(layout), grid, cv=2).fit(train[["id"]],
+                                                                    train["label"])
+    best = search.best_estimator_["cnn"]
+    assert {k: best.get_params()[k] for k in ("filters", "dropout", "epochs")} in [
+        {"filters": (4,), "dropout": 0.25, "epochs": 1},
+        {"filters": (4, 8), "dropout": 0.5, "epochs": 2}]
+    assert len(best.history_["loss"]) == best.epochs
+    assert len(best.model_.layers) == 6 + len(best.filters)  # input, convs, pool ... softmax
+
+
+@pytest.mark.slow
+def test_full_grid_search_in_parallel_workers(small_layout):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv)
+    grid = {"cnn__filters": [(8,), (8, 16)], "cnn__dropout": [0.25, 0.5],
+            "cnn__epochs": [1, 2]}
+    search = GridSearchCV(_loader_pipeline(layout), grid, cv=2, n_jobs=2)
+    search.fit(train[["id"]], train["label"])
+    assert len(search.cv_results_["params"]) == 8
+    assert search.best_score_ > 0.3
+
+
+def _rss_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.slow
+def test_twenty_fits_keep_memory_flat_and_logs_quiet(fashion, caplog):
+    x_train, y_train, x_test, _ = fashion
+    rss = []
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for seed in range(20):
+            CNNClassifier(**{**TINY, "random_state": seed}).fit(
+                x_train[:200], y_train[:200]).predict(x_test)
+            rss.append(_rss_mib())
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    # The first fits warm up TensorFlow's caches. TensorFlow 2.21 still keeps a few MB of
+    # graphs per trained network (plain Keras code does too); this guards against more.
+    assert (rss[-1] - rss[4]) / 15 < 6, rss

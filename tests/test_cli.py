@@ -1,0 +1,393 @@
+"""The ``skimgclf`` command end to end on real Fashion-MNIST images, and every bad input."""
+
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skimgclf._cli_params import parse_grid, parse_settings
+from skimgclf.cli import main
+from skimgclf.datasets import FASHION_MNIST_CLASSES
+from skimgclf.persistence import load_model
+
+# A network small enough to train in seconds, yet well above chance on 300 images.
+TINY = ["--epochs", "3", "--set", "filters=8,16", "--set", "dense_units=32",
+        "--set", "random_state=0"]
+
+
+def run(*argv):
+    """Run the CLI in-process; return (exit status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(status, err, *fragments, code=1):
+    assert status == code, err
+    # Step messages may come first; the error is the one last line.
+    lines = err.strip().splitlines()
+    assert [line for line in lines if "error:" in line] == lines[-1:], err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+
+
+@pytest.fixture(scope="module")
+def digits_style(small_layout, tmp_path_factory):
+    """The small layout rewritten as the digits challenge spells it, labels as class names.
+
+    ``filename`` holds ``601.png``-style names and ``category`` the Fashion-MNIST class names,
+    so that the column options, names carrying their extension and string labels are exercised.
+    Returns ``(root, y_test_names)``.
+    """
+    layout, _, y_train, _, y_test = small_layout
+    root = tmp_path_factory.mktemp("digits_style")
+    names = np.array(FASHION_MNIST_CLASSES, dtype=object)
+    train = pd.read_csv(layout.train_csv)
+    test = pd.read_csv(layout.test_csv)
+    pd.DataFrame({"filename": [f"{i}.png" for i in train["id"]],
+                  "category": names[y_train]}).to_csv(root / "train.csv", index=False)
+    pd.DataFrame({"filename": [f"{i}.png" for i in test["id"]]}).to_csv(root / "test.csv",
+                                                                       index=False)
+    pd.DataFrame({"filename": [f"{i}.png" for i in test["id"]], "category": names[0]}).to_csv(
+        root / "sample_submission.csv", index=False)
+    shutil.copytree(layout.train_dir, root / "train")
+    shutil.copytree(layout.test_dir, root / "test")
+    return root, names[y_test]
+
+
+@pytest.fixture(scope="module")
+def trained(digits_style, tmp_path_factory):
+    """A model folder trained once by ``skimgclf train``; returns (root, model_dir, stdout)."""
+    root, _ = digits_style
+    model_dir = tmp_path_factory.mktemp("trained") / "model"
+    status, out, err = run("train", root / "train.csv", "--images", root / "train",
+                           "--model-dir", model_dir, "--label-column", "category", *TINY)
+    assert status == 0, err
+    return root, model_dir, out
+
+
+def test_help_loads_neither_tensorflow_nor_sklearn():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "skimgclf", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for command in ("train", "predict", "tune", "demo"):
+        assert command in done.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert "skimgclf.cli" in imported
+    # Nor scikit-learn: --help answers in a tenth of a second.
+    heavy = ("tensorflow", "keras", "sklearn")
+    assert not [name for name in imported if name.split(".")[0] in heavy]
+
+
+def test_train_writes_model_settings_and_report(trained):
+    _, model_dir, out = trained
+    accuracy = float(out.split("validation accuracy: ")[1].split()[0])
+    assert accuracy > 0.3  # chance is 0.1
+    assert json.loads((model_dir / "cli.json").read_text()) == {
+        "path_column": "filename", "label_column": "category"}
+    for png in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (model_dir / "report.html").read_text()
+    assert page.lstrip().lower().startswith("<!doctype html") and "</html>" in page
+    assert "data:image/png;base64," in page
+    assert "Ankle boot" in page
+    # Only the finished folder is left: no staging folders beside it.
+    assert [p.name for p in model_dir.parent.iterdir()] == ["model"]
+
+
+def test_predict_follows_the_sample_submission(trained, digits_style, tmp_path):
+    root, model_dir, _ = trained
+    _, y_test = digits_style
+    sample = pd.read_csv(root / "sample_submission.csv")
+    shuffled = sample.sample(frac=1, random_state=0)
+    shuffled.to_csv(tmp_path / "shuffled_sample.csv", index=False)
+    output = tmp_path / "submission.csv"
+
+    status, out, err = run("predict", root / "test.csv", "--images", root / "test",
+                           "--model-dir", model_dir, "--output", output,
+                           "--sample-submission", tmp_path / "shuffled_sample.csv")
+    assert status == 0, err
+    submission = pd.read_csv(output)
+    assert list(submission.columns) == ["filename", "category"]
+    assert submission["filename"].tolist() == shuffled["filename"].tolist()
+    assert set(submission["category"]) <= set(FASHION_MNIST_CLASSES)
+    truth = pd.Series(y_test, index=sample["filename"])
+    accuracy = np.mean(truth[submission["filename"]].to_numpy() == submission["category"])
+    assert accuracy > 0.3
+    assert f"submission written to {output}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shuffled_sample.csv",
+                                                           "submission.csv"]
+
+
+def test_predict_without_sample_keeps_test_order(trained, tmp_path):
+    root, model_dir, _ = trained
+    output = tmp_path / "submission.csv"
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", output, "--quiet")
+    assert status == 0, err
+    submission = pd.read_csv(output)
+    assert list(submission.columns) == ["filename", "category"]
+    assert submission["filename"].tolist() == pd.read_csv(root / "test.csv")["filename"].tolist()
+
+
+def test_predict_ignores_test_labels_with_a_warning(trained, tmp_path):
+    root, model_dir, _ = trained
+    labelled = pd.read_csv(root / "test.csv").assign(category="Bag")
+    labelled.to_csv(tmp_path / "test.csv", index=False)
+    status, _, err = run("predict", tmp_path / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", tmp_path / "submission.csv", "-q")
+    assert status == 0
+    assert "warning" in err and "'category' column; it is ignored" in err
+    assert (tmp_path / "submission.csv").exists()
+
+
+def test_options_reach_the_model_and_labels_keep_their_spelling(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train["label"] = "0" + train["label"]  # "07": text, not the number 7
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, out, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                           "--suffix", ".png", "--model-dir", tmp_path / "model",
+                           "--color-mode", "rgb", "--target-size", "14", "12",
+                           "--validation-split", "0", "--epochs", "2", "--set", "filters=4",
+                           "--set", "dense_units=0", "--set", "random_state=0", "-q")
+    assert status == 0, err
+    assert "validation accuracy" not in out  # nothing was held out
+    model = load_model(tmp_path / "model")
+    assert model.named_steps["load"].get_params()["color_mode"] == "rgb"
+    assert tuple(model.named_steps["load"].target_size) == (14, 12)
+    assert model.named_steps["cnn"].image_shape_ == (14, 12, 3)
+    assert model.named_steps["cnn"].epochs == 2
+    assert model.named_steps["cnn"].callbacks is None
+    status, _, err = run("predict", layout.test_csv, "--images", layout.test_dir,
+                         "--model-dir", tmp_path / "model", "-o", tmp_path / "sub.csv", "-q")
+    assert status == 0, err
+    labels = pd.read_csv(tmp_path / "sub.csv", dtype=str)["label"]
+    assert labels.str.fullmatch(r"0\d").all()
+
+
+def test_tune_ranks_the_grid_and_saves_the_best(small_layout, tmp_path):
+    layout, *_ = small_layout
+    status, out, err = run("tune", layout.train_csv, "--images", layout.train_dir,
+                           "--suffix", ".png", "--model-dir", tmp_path / "model",
+                           "--grid", "filters=4/8", "--grid", "dense_units=0",
+                           "--cv", "2", "--epochs", "1", "--set", "random_state=0", "-q")
+    assert status == 0, err
+    table = out.split("best: ")[0]
+    assert "mean accuracy" in table and "filters=4" in table and "filters=8" in table
+    best = out.split("best: ")[1].splitlines()[0]
+    assert sorted(best.split()) in (["dense_units=0", "filters=4"], ["dense_units=0", "filters=8"])
+    assert "validation accuracy" in out
+    assert (tmp_path / "model" / "cli.json").exists()
+    assert (tmp_path / "model" / "report.html").exists()
+
+
+def test_demo_quick(tmp_path):
+    workdir = tmp_path / "demo"
+    status, out, err = run("demo", "--workdir", workdir, "--epochs", "1",
+                           "--set", "filters=8", "--set", "dense_units=32")
+    assert status == 0, err
+    assert str(workdir.resolve()) in err  # where the demo writes is said
+    for path in ("data/train.csv", "data/test.csv", "data/sample_submission.csv",
+                 "data/train/1.png", "model/report.html", "model/cli.json", "submission.csv"):
+        assert (workdir / path).exists(), path
+    submission = pd.read_csv(workdir / "submission.csv")
+    sample = pd.read_csv(workdir / "data" / "sample_submission.csv")
+    assert submission["id"].tolist() == sample["id"].tolist()
+    assert float(out.split("validation accuracy: ")[1].split()[0]) > 0.5
+    assert float(out.split("test accuracy: ")[1].split()[0]) > 0.5
+
+
+# Bad input: one line on stderr, exit status 1, and nothing written.
+
+
+def test_train_missing_label_column_lists_the_columns(small_layout, tmp_path):
+    layout, *_ = small_layout
+    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--label-column", "class")
+    assert_one_line_error(status, err, "no column 'class'", "columns found: 'id', 'label'")
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_missing_path_column(small_layout, tmp_path):
+    layout, *_ = small_layout
+    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--path-column", "file")
+    assert_one_line_error(status, err, "no column 'file'", "columns found")
+
+
+@pytest.mark.parametrize("what", ["csv", "images"])
+def test_train_missing_csv_or_folder(small_layout, tmp_path, what):
+    layout, *_ = small_layout
+    csv = tmp_path / "nope.csv" if what == "csv" else layout.train_csv
+    images = tmp_path / "nope" if what == "images" else layout.train_dir
+    status, _, err = run("train", csv, "--images", images, "--model-dir", tmp_path / "model")
+    assert_one_line_error(status, err, "nope", "not found")
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_missing_images_fails_before_writing(small_layout, tmp_path):
+    layout, *_ = small_layout
+    # Without --suffix the names "1", "2", ... match no file.
+    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model")
+    assert_one_line_error(status, err, str(layout.train_dir))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_empty_label_names_the_line(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train.loc[4, "label"] = None
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, "1 rows have no 'label'", "line 6")
+
+
+def test_train_class_too_rare_to_stratify(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train.loc[0, "label"] = "99"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, "cannot hold out a stratified", "--validation-split")
+
+
+def test_train_refuses_a_folder_of_other_files(small_layout, tmp_path):
+    layout, *_ = small_layout
+    precious = tmp_path / "model" / "thesis.tex"
+    precious.parent.mkdir()
+    precious.write_text("years of work")
+    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, "holds files that skimgclf did not write")
+    assert precious.read_text() == "years of work"
+
+
+def test_failed_retrain_keeps_the_previous_model(trained, tmp_path):
+    root, model_dir, _ = trained
+    before = sorted(p.name for p in model_dir.iterdir())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, _, err = run("train", root / "train.csv", "--images", empty,
+                         "--model-dir", model_dir, "--label-column", "category", *TINY)
+    assert status == 1
+    assert sorted(p.name for p in model_dir.iterdir()) == before
+    assert sorted(p.name for p in model_dir.parent.iterdir()) == ["model"]
+
+
+def test_predict_sample_ids_must_match_the_test_csv(trained, tmp_path):
+    root, model_dir, _ = trained
+    sample = pd.read_csv(root / "sample_submission.csv")
+    sample.loc[0, "filename"] = "9999.png"
+    sample.to_csv(tmp_path / "sample.csv", index=False)
+    output = tmp_path / "submission.csv"
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", output,
+                         "--sample-submission", tmp_path / "sample.csv")
+    assert_one_line_error(status, err, "does not match", "'9999.png'")
+    assert not output.exists()
+
+
+def test_predict_test_csv_without_the_name_column(trained, tmp_path):
+    root, model_dir, _ = trained
+    pd.DataFrame({"id": [1, 2]}).to_csv(tmp_path / "test.csv", index=False)
+    status, _, err = run("predict", tmp_path / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", tmp_path / "submission.csv")
+    assert_one_line_error(status, err, "no column 'filename'", "columns found: 'id'")
+    assert not (tmp_path / "submission.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "no settings", "corrupt model"])
+def test_predict_unreadable_model_dir(trained, tmp_path, damage):
+    root, model_dir, _ = trained
+    broken = tmp_path / "model"
+    if damage != "missing":
+        shutil.copytree(model_dir, broken)
+    if damage == "no settings":
+        (broken / "cli.json").unlink()
+    if damage == "corrupt model":
+        for path in broken.iterdir():
+            if path.suffix == ".keras":
+                path.write_bytes(b"not a keras file")
+    output = tmp_path / "submission.csv"
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", broken, "-o", output)
+    assert_one_line_error(status, err, str(broken))
+    assert not output.exists()
+
+
+def test_predict_output_in_a_missing_folder(trained, tmp_path):
+    root, model_dir, _ = trained
+    output = tmp_path / "no" / "such" / "submission.csv"
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", output)
+    assert_one_line_error(status, err, "does not exist")
+    assert not (tmp_path / "no").exists()
+
+
+def test_debug_shows_the_exception(small_layout, tmp_path):
+    layout, *_ = small_layout
+    with pytest.raises(ValueError, match="no column 'class'"):
+        main(["train", str(layout.train_csv), "--images", str(layout.train_dir),
+              "--model-dir", str(tmp_path / "m"), "--label-column", "class", "--debug"])
+
+
+# A malformed command line: one line, exit status 2.
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "nosuch=1"],
+     "no parameter 'nosuch'; valid names: batch_size"),
+    (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "dropout"],
+     "expected name=value"),
+    (["tune", "t.csv", "--images", "i", "--model-dir", "m", "--grid", "units=1/2"],
+     "no parameter 'units'"),
+])
+def test_bad_settings_are_usage_errors(small_layout, argv, fragment):
+    layout, *_ = small_layout
+    argv = [str(layout.train_csv) if a == "t.csv" else str(layout.train_dir) if a == "i" else a
+            for a in argv]
+    status, _, err = run(*argv)
+    assert_one_line_error(status, err, fragment, code=2)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["train", "t.csv", "--images", "i", "--model-dir", "m", "--epochs", "0"], "--epochs"),
+    (["train", "t.csv", "--images", "i", "--model-dir", "m", "--validation-split", "1.5"],
+     "--validation-split"),
+    (["predict", "t.csv", "--images", "i", "--model-dir", "m"], "--output"),
+    (["demo", "--data-dir", "d"], "--data-dir is only read with --full"),
+    (["fly"], "invalid choice"),
+])
+def test_usage_errors_exit_2(argv, fragment):
+    status, _, err = run(*argv)
+    assert status == 2
+    assert fragment in err.strip().splitlines()[-1]
+
+
+def test_settings_are_parsed_by_the_kind_of_each_parameter():
+    defaults = {"filters": (32, 64), "dropout": 0.25, "early_stopping": False,
+                "random_state": None, "optimizer": "adam", "epochs": 10}
+    assert parse_settings(["filters=16", "dropout=0.3", "early_stopping=True",
+                           "random_state=none", "optimizer=sgd", "epochs=4", "epochs=5"],
+                          defaults) == {"filters": (16,), "dropout": 0.3, "early_stopping": True,
+                                        "random_state": None, "optimizer": "sgd", "epochs": 5}
+    assert parse_grid(["filters=16,32/32,64", "dropout=0.25,0.5", "epochs=3/6"], defaults) == {
+        "filters": [(16, 32), (32, 64)], "dropout": [0.25, 0.5], "epochs": [3, 6]}
+
+
+def test_demo_full_without_the_dataset(tmp_path):
+    status, _, err = run("demo", "--full", "--data-dir", tmp_path, "--workdir", tmp_path / "d")
+    assert_one_line_error(status, err, "Fashion-MNIST", str(tmp_path))
+    assert not (tmp_path / "d").exists()

@@ -5,18 +5,16 @@ not a training run; and writes its results whole or not at all.
 """
 
 import json
-import os
 import re
-import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ._atomic import check_replaceable, open_atomic, replacing_folder
 from ._cli_params import parse_grid, parse_settings
 
 SETTINGS_FILE = "cli.json"
@@ -74,7 +72,8 @@ def train(train_csv, images, model_dir, *, spec=TableSpec(), validation_split=0.
     """
     console = console or Console()
     model_dir = Path(model_dir)
-    _check_model_dir_replaceable(model_dir)
+    # Refused before training, not after it: a typo must cost a second, not a run.
+    check_replaceable(model_dir, _model_markers())
     table, path_column, y = _training_table(train_csv, spec)
     cnn = _classifier(settings, console)
     loader = _loader(images, path_column, spec, None, console)
@@ -113,7 +112,8 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
         by_id = pd.Series(predicted, index=table[path_column].to_numpy())
         submission = pd.DataFrame({id_column: order.to_numpy(),
                                    label_out: by_id.loc[order.to_numpy()].to_numpy()})
-    _write_csv_atomic(submission, output)
+    with open_atomic(output, "w", newline="") as handle:
+        submission.to_csv(handle, index=False)
     console.result(f"submission written to {output} ({len(submission)} rows)")
     return output
 
@@ -129,7 +129,8 @@ def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=N
 
     console = console or Console()
     model_dir = Path(model_dir)
-    _check_model_dir_replaceable(model_dir)
+    # Refused before training, not after it: a typo must cost a second, not a run.
+    check_replaceable(model_dir, _model_markers())
     table, path_column, y = _training_table(train_csv, spec)
     cnn = _classifier(settings, console)
     param_grid = {f"cnn__{name}": values
@@ -226,7 +227,7 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, label_column, 
     model = Pipeline([("load", clone(loader).set_params(cache=None, verbose=False)),
                       ("cnn", cnn)])
     cli_settings = {"path_column": loader.path_column, "label_column": label_column}
-    with _replacing_dir(model_dir) as stage:
+    with replacing_folder(model_dir, _model_markers()) as stage:
         save_model(model, stage)
         report = write_report(stage, title=f"skimgclf: {Path(train_csv).name}", **report_args)
         (stage / SETTINGS_FILE).write_text(json.dumps(cli_settings, indent=2) + "\n")
@@ -388,43 +389,8 @@ def _sample_order(sample_path, test_ids, test_csv, path_column, label_column):
     return ids, id_column, label_out
 
 
-def _write_csv_atomic(frame, path):
-    # A crash or a full disk leaves the previous file, or none, never half of one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _check_model_dir_replaceable(model_dir):
-    # Refuse before training, not after: replacing the folder must never delete a user's files.
+def _model_markers():
     # A folder written by `train` or by `save_model` is ours to replace.
     from .persistence import ESTIMATOR_FILE
 
-    if model_dir.exists() and not model_dir.is_dir():
-        raise ValueError(f"--model-dir {model_dir} is a file; choose a folder")
-    if (model_dir.is_dir() and any(model_dir.iterdir())
-            and not any((model_dir / name).exists() for name in (SETTINGS_FILE, ESTIMATOR_FILE))):
-        raise ValueError(f"--model-dir {model_dir} holds files that skimgclf did not write; "
-                         f"choose a new or empty folder")
-
-
-@contextmanager
-def _replacing_dir(target):
-    """Yield a fresh folder beside ``target``; on success swap it in whole, else drop it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.new.", dir=target.parent))
-    trash = stage.with_name(stage.name.replace(".new.", ".old.", 1))
-    try:
-        yield stage
-        if target.exists():
-            os.replace(target, trash)
-        os.replace(stage, target)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
+    return (SETTINGS_FILE, ESTIMATOR_FILE)

@@ -17,8 +17,6 @@ code from it.
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
+from ._atomic import replacing_folder
 
 FORMAT = "skimgclf-model"
 FORMAT_VERSION = 1
@@ -37,8 +36,9 @@ def save_model(estimator, directory):
     """Write a fitted classifier or pipeline to a model folder.
 
     The folder is built beside ``directory`` and renamed into place once complete, so an
-    interrupted save leaves any earlier model there untouched; an existing folder is replaced
-    as a whole.
+    interrupted save leaves any earlier model there untouched. An existing model folder is
+    replaced as a whole; any other non-empty folder is refused, so a mistyped path never
+    deletes a user's files.
 
     Parameters
     ----------
@@ -61,6 +61,8 @@ def save_model(estimator, directory):
         value (the message names it).
     sklearn.exceptions.NotFittedError
         If the classifier is not fitted.
+    FileExistsError
+        If ``directory`` is a file, or a non-empty folder holding no ``estimator.json``.
     """
     directory = Path(directory)
     classifier = _final_classifier(estimator)
@@ -73,16 +75,10 @@ def save_model(estimator, directory):
         "estimator": _describe_estimator(estimator),
         "fitted": _describe_fit(classifier),
     }
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{directory.name}.new.", dir=directory.parent))
-    try:
+    with replacing_folder(directory, markers=(ESTIMATOR_FILE,)) as stage:
         classifier.model_.save(stage / MODEL_FILE)
         description["fitted"]["model_sha256"] = _sha256(stage / MODEL_FILE)
         (stage / ESTIMATOR_FILE).write_text(json.dumps(description, indent=2) + "\n")
-        _swap_in(stage, directory)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return directory
 
 
@@ -275,23 +271,6 @@ def _sha256(path):
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _swap_in(stage, directory):
-    if not directory.exists():
-        os.replace(stage, directory)
-        return
-    if not directory.is_dir():
-        raise FileExistsError(f"{directory} exists and is not a folder; choose another path")
-    trash = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-    os.replace(directory, trash / directory.name)
-    try:
-        os.replace(stage, directory)
-    except BaseException:
-        os.replace(trash / directory.name, directory)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _reason(exc):

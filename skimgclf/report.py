@@ -7,8 +7,6 @@ import base64
 import html
 import io
 import math
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +21,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.multiclass import unique_labels
 
 from . import __version__
+from ._atomic import open_atomic
 
 CURVES_PNG = "training_curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -92,11 +91,11 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
             pictures[MISCLASSIFIED_PNG] = _png(_misclassified_figure(scored))
     for name in (CURVES_PNG, CONFUSION_PNG, MISCLASSIFIED_PNG):
         if name in pictures:
-            _write_atomic(directory / name, pictures[name])
+            _write(directory / name, pictures[name])
         else:
             (directory / name).unlink(missing_ok=True)
     path = directory / REPORT_HTML
-    _write_atomic(path, _html(title, curves, scored, pictures).encode("utf-8"))
+    _write(path, _html(title, curves, scored, pictures).encode("utf-8"))
     return path
 
 
@@ -417,16 +416,6 @@ def _img(pictures, name, alt):
     return f'<p><img src="data:image/png;base64,{data}" alt="{alt}" title="{name}"></p>'
 
 
-def _write_atomic(path, data):
-    # Written beside the target and renamed over it: readers see the old file or the new one,
-    # never part of one. open(..., "x") keeps the user's umask, unlike mkstemp's 0600.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _write(path, data):
+    with open_atomic(path) as handle:
+        handle.write(data)

@@ -106,6 +106,13 @@ def test_saving_replaces_a_model_whole_and_leaves_nothing_behind(fitted, images,
                                   other.predict_proba(x_test))
 
 
+def test_a_folder_of_other_files_is_refused_untouched(fitted, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="did not write"):
+        save_model(fitted, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_failed_save_keeps_the_previous_model(fitted, images, tmp_path, monkeypatch):
     _, _, x_test = images
     directory = save_model(fitted, tmp_path / "model")

@@ -1,12 +1,13 @@
 """Write arrays of images out in the competition layout users receive."""
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from .._atomic import open_atomic
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,5 @@ def _write_images(images, ids, folder, suffix):
 
 def _write_csv(frame, path):
     # The CSV is what marks a layout complete, so it appears whole or not at all.
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with open_atomic(path, "w", newline="") as handle:
+        frame.to_csv(handle, index=False)

@@ -1,0 +1,83 @@
+"""Outputs that appear whole or not at all: written beside their target, then renamed over it.
+
+A crash, a full disk or Ctrl-C mid-write leaves the previous file or folder (or none), never
+half of one. Every writer of user-facing outputs (submission, report, model folder, CSVs of a
+layout) goes through here.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def open_atomic(path, mode="wb", **open_kwargs):
+    """Open a temporary file beside ``path``; on success it replaces ``path``, else vanishes.
+
+    ``mode`` is ``"wb"`` or ``"w"``; other keyword arguments go to :func:`open`. The file is
+    created with ``open(..., "x")``, so it gets the user's umask (mkstemp's would be 0600),
+    and is synced to disk before the rename.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, mode.replace("w", "x"), **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_replaceable(folder, markers):
+    """Refuse a ``folder`` that is a file, or holds files and none of ``markers``.
+
+    Replacing a folder deletes what it held, so only an empty folder or one that skimgclf
+    wrote (recognised by one of the ``markers`` file names) may be replaced.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file, not a folder; choose another path")
+    if (folder.is_dir() and any(folder.iterdir())
+            and not any((folder / name).exists() for name in markers)):
+        raise FileExistsError(f"{folder} holds files that skimgclf did not write (no "
+                              f"{' or '.join(markers)}); choose a new or empty folder")
+
+
+@contextmanager
+def replacing_folder(folder, markers):
+    """Yield a fresh folder beside ``folder``; on success it replaces ``folder`` whole.
+
+    :func:`check_replaceable` guards ``folder`` first. On failure the fresh folder is removed
+    and ``folder`` is left as it was.
+    """
+    folder = Path(folder)
+    check_replaceable(folder, markers)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new.", dir=folder.parent))
+    try:
+        yield stage
+        _swap_in(stage, folder)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _swap_in(stage, folder):
+    if not folder.exists():
+        os.replace(stage, folder)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+    os.replace(folder, trash / folder.name)
+    try:
+        os.replace(stage, folder)
+    except BaseException:
+        os.replace(trash / folder.name, folder)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

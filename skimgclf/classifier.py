@@ -17,6 +17,9 @@ from numbers import Integral, Real
 # JAX reserves most of a GPU's memory when it starts; let folds and parallel jobs share it.
 # The TensorFlow equivalent is set in `_let_gpu_memory_grow` below.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# TensorFlow's C++ start-up notes (CPU instruction sets, absl) bury a user's own output; a
+# user who wants them sets the variable before importing skimgclf.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

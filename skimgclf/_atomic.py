@@ -7,7 +7,6 @@ layout) goes through here.
 
 import os
 import shutil
-import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +58,7 @@ def replacing_folder(folder, markers):
     folder = Path(folder)
     check_replaceable(folder, markers)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new.", dir=folder.parent))
+    stage = _fresh_folder(folder, "new")
     try:
         yield stage
         _swap_in(stage, folder)
@@ -72,7 +71,7 @@ def _swap_in(stage, folder):
     if not folder.exists():
         os.replace(stage, folder)
         return
-    trash = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+    trash = _fresh_folder(folder, "old")
     os.replace(folder, trash / folder.name)
     try:
         os.replace(stage, folder)
@@ -81,3 +80,10 @@ def _swap_in(stage, folder):
         raise
     finally:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _fresh_folder(beside, role):
+    # mkdir, not mkdtemp: the model folder must get the user's umask, not mkdtemp's 0700.
+    path = beside.with_name(f".{beside.name}.{role}.{uuid.uuid4().hex}")
+    path.mkdir()
+    return path

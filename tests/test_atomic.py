@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from skimgclf._atomic import check_replaceable, open_atomic, replacing_folder
@@ -43,3 +45,13 @@ def test_a_users_folder_is_never_replaced(tmp_path):
     assert (tmp_path / "thesis.tex").read_text() == "years of work"
     with pytest.raises(FileExistsError, match="is a file"):
         check_replaceable(tmp_path / "thesis.tex", ("estimator.json",))
+
+
+def test_replaced_folder_gets_the_users_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with replacing_folder(tmp_path / "model", ("estimator.json",)) as stage:
+            (stage / "estimator.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755

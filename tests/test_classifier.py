@@ -3,6 +3,8 @@
 import inspect
 import logging
 import pickle
+import subprocess
+import sys
 
 import joblib
 import keras
@@ -251,6 +253,29 @@ def test_gpu_memory_growth_is_enabled_for_every_visible_gpu(monkeypatch):
                         lambda gpu, enable: grown.append((gpu, enable)))
     classifier_module._let_gpu_memory_grow()
     assert grown == [("gpu0", True), ("gpu1", True)]
+
+
+def test_threads_are_tensorflows_choice_or_the_users(fitted):
+    # TensorFlow's own thread counts trained fastest here (benchmarks/bench_training.py), so
+    # fitting sets none; a user's settings, made before TensorFlow starts, must survive a fit.
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("thread settings are TensorFlow's")
+    import tensorflow as tf
+
+    assert (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads()) == (0, 0)
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+        "tf.config.threading.set_inter_op_parallelism_threads(1)\n"
+        "from skimgclf import CNNClassifier\n"
+        "x = np.random.default_rng(0).random((40, 8, 8), dtype=np.float32)\n"
+        "CNNClassifier(filters=(2,), dense_units=4, epochs=1).fit(x, np.arange(40) % 2)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads(),\n"
+        "      tf.config.threading.get_inter_op_parallelism_threads())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["1", "1"]
 
 
 def test_soft_voting(fashion):

@@ -21,6 +21,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _doc import markers, write_section  # noqa: E402  (beside this script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -34,8 +36,7 @@ from skimgclf.datasets import export_competition_layout  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:loader:start -->", "<!-- bench:loader:end -->"
+START, END = markers("loader")
 N_PNGS, N_PHOTOS, PHOTO_SIZE = 10_000, 1_000, (64, 64)
 
 
@@ -241,8 +242,9 @@ def main():
         START,
         "## ImageFolderLoader (`benchmarks/bench_loader.py`)",
         "",
-        f"Machine: {facts}; load average at the end {_load()}. The CPU was shared with "
-        f"other jobs while this ran, so times are noisy; each is the best of {args.repeats} "
+        f"Machine: {facts}; load average at the end {_load()} (a load near 2 means "
+        f"other jobs shared the 2 cores and the times are noisy); each is the best of "
+        f"{args.repeats} "
         "runs, the contenders taking turns. Speed-ups use the faster n_jobs; "
         "a warm cache is read in the calling thread whatever n_jobs is. The tutorial loop "
         "uses `interpolation=\"bilinear\"` like the loader.",
@@ -252,18 +254,7 @@ def main():
         END,
     ])
     print(section)
-    _write_section(section)
-
-
-def _write_section(section):
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_section("loader", section)
 
 
 if __name__ == "__main__":

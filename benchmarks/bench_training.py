@@ -27,10 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+from _doc import markers, write_section  # noqa: E402  (beside this script)
+
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
-DOC = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- bench:training:start -->", "<!-- bench:training:end -->"
+START, END = markers("training")
 IMAGE_SHAPE, N_CLASSES, BATCH_SIZE = (28, 28, 1), 10, 32
 
 # name → (what it is, worker settings). "runner" is "keras" (the tutorial's Sequential and
@@ -272,7 +273,7 @@ def main():
     section = render(args, rows, ceilings, flops, load_before, load_after)
     print(section)
     if not args.no_doc:
-        _write_section(section)
+        write_section("training", section)
 
 
 def render(args, rows, ceilings, flops, load_before, load_after):
@@ -337,17 +338,6 @@ def _tf_version():
     import tensorflow as tf
 
     return tf.__version__
-
-
-def _write_section(section):
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,13 @@ def train(small_layout):
 @pytest.fixture
 def folder(tmp_path, fashion_sample):
     """A folder of 12 real images, 0.png … 11.png, that tests may damage."""
-    (x_train, _), _ = fashion_sample
-    for i in range(12):
-        Image.fromarray(x_train[i]).save(tmp_path / f"{i}.png")
-    return tmp_path, x_train[:12]
+    return _numbered_pngs(tmp_path, fashion_sample[0][0][:12])
+
+
+def _numbered_pngs(folder, images):
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    return folder, images
 
 
 def load_records(caplog):
@@ -227,10 +230,7 @@ def test_bad_file_names_file_and_row(folder, damage):
 @pytest.fixture
 def big_folder(tmp_path, fashion_sample):
     """150 real images, 0.png … 149.png: enough for two worker processes."""
-    (x_train, _), _ = fashion_sample
-    for i in range(150):
-        Image.fromarray(x_train[i]).save(tmp_path / f"{i}.png")
-    return tmp_path, x_train[:150]
+    return _numbered_pngs(tmp_path, fashion_sample[0][0][:150])
 
 
 def test_bad_file_in_a_worker_process_names_file_and_row(big_folder):

@@ -1,23 +1,27 @@
-"""The benchmarks' shared way of updating their own section of docs/benchmarks.md."""
+"""The benchmarks' shared way of updating their own section of a page of docs/."""
 
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
-def markers(name):
-    """The start and end markers of benchmark ``name``'s section."""
-    return f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+def markers(name, prefix="bench"):
+    """The start and end markers of section ``name``."""
+    return f"<!-- {prefix}:{name}:start -->", f"<!-- {prefix}:{name}:end -->"
 
 
-def write_section(name, section):
-    """Replace benchmark ``name``'s section of the doc (markers included), or append it."""
-    start, end = markers(name)
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+def write_section(name, section, doc=DOC, prefix="bench"):
+    """Replace section ``name`` of ``doc`` (markers included), or append it.
+
+    ``prefix`` is the markers' first word: ``bench`` in docs/benchmarks.md, ``reliability``
+    in docs/reliability.md.
+    """
+    start, end = markers(name, prefix)
+    text = doc.read_text() if doc.exists() else f"# {doc.stem.title()}\n"
     if start in text and end in text:
         before, rest = text.split(start, 1)
         text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)

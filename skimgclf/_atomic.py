@@ -5,8 +5,11 @@ half of one. Every writer of user-facing outputs (submission, report, model fold
 layout) goes through here.
 """
 
+import ctypes
+import errno
 import os
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +74,11 @@ def _swap_in(stage, folder):
     if not folder.exists():
         os.replace(stage, folder)
         return
+    if _exchange(stage, folder):
+        # The stage now holds the previous folder.
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    # Two renames: a crash between them leaves the previous folder in the hidden trash.
     trash = _fresh_folder(folder, "old")
     os.replace(folder, trash / folder.name)
     try:
@@ -80,6 +88,31 @@ def _swap_in(stage, folder):
         raise
     finally:
         shutil.rmtree(trash, ignore_errors=True)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+# The kernel or the file system cannot exchange (old Linux, some network file systems).
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}
+
+
+def _exchange(first, second):
+    """Swap two paths in one step (Linux's renameat2); False where the system cannot."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second),
+                 _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _NO_EXCHANGE:
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(first), None, os.fspath(second))
+
+
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _fresh_folder(beside, role):

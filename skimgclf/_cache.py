@@ -3,23 +3,32 @@
 import hashlib
 import os
 import struct
-import threading
+import uuid
 
 import numpy as np
 import PIL
 
-# An entry is this header (magic, height, width, channels) followed by the uint8 pixels.
+# An image entry is this header (magic, height, width, channels) followed by the uint8 pixels.
 _HEADER = struct.Struct("<4sIII")
 _MAGIC = b"SKI1"
 _SUFFIX = ".pixels"
+# A block entry: (magic, images, height, width, channels), then the pixels, padded so that
+# they start on a page boundary and can be mapped into memory.
+_BLOCK_HEADER = struct.Struct("<4sQIII")
+_BLOCK_MAGIC = b"SKB1"
+_BLOCK_OFFSET = 4096
+_BLOCK_SUFFIX = ".block"
 
 
 class DecodedImageCache:
-    """Decoded 8-bit pixels of image files, one file per image in ``directory``.
+    """Decoded 8-bit pixels of image files in ``directory``: per image, and per list of images.
 
-    An entry's key covers the image's resolved path, its size and modification time in
-    nanoseconds, the decode settings and the Pillow version, so a changed file, other settings
-    or another decoder never return stale pixels. Pixels are stored before ``rescale`` and
+    An image entry holds one file's pixels; its key covers the image's resolved path, its size
+    and modification time in nanoseconds, the decode settings and the Pillow version, so a
+    changed file, other settings or another decoder never return stale pixels. A block entry
+    holds the pixels of a whole list of files, in order, keyed by all of theirs: a repeated
+    transform (each candidate of a grid search loads the same folds) is one read, and the
+    block can be mapped into memory rather than read. Pixels are stored before ``rescale`` and
     ``dtype`` are applied, so loaders differing only in those share entries.
 
     Entries are written to a temporary file and renamed into place, so an interrupted run or
@@ -48,6 +57,41 @@ class DecodedImageCache:
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
         return f"{self.directory}{os.sep}{digest}{_SUFFIX}"
 
+    def block_entry(self, paths, versions):
+        """Return the block entry's file for the images at ``paths``, in this order.
+
+        ``versions`` holds each file's ``(st_size, st_mtime_ns)``.
+        """
+        digest = hashlib.sha256(f"{self._salt}\0block".encode())
+        for path, (size, mtime) in zip(paths, versions, strict=True):
+            digest.update(f"\0{path}\0{size}\0{mtime}".encode("utf-8", "surrogateescape"))
+        return f"{self.directory}{os.sep}{digest.hexdigest()}{_BLOCK_SUFFIX}"
+
+    def get_block(self, entry):
+        """Map the pixels of block ``entry`` into memory, or return None when it is absent.
+
+        Returns
+        -------
+        numpy.memmap of shape (n_images, height, width, channels), uint8, or None
+            Copy-on-write: changing it changes memory, never the entry.
+        """
+        try:
+            with open(entry, "rb") as file:
+                header = file.read(_BLOCK_HEADER.size)
+                size = os.fstat(file.fileno()).st_size
+                if len(header) < _BLOCK_HEADER.size:
+                    return None
+                magic, *shape = _BLOCK_HEADER.unpack(header)
+                if magic != _BLOCK_MAGIC or size != _BLOCK_OFFSET + int(np.prod(shape)):
+                    return None
+                return np.memmap(file, np.uint8, "c", offset=_BLOCK_OFFSET, shape=tuple(shape))
+        except FileNotFoundError:
+            return None
+
+    def new_block(self, entry, shape):
+        """Start writing block ``entry`` of ``shape``; see :class:`BlockWriter`."""
+        return BlockWriter(entry, shape)
+
     def get(self, entry):
         """Return the pixels stored in ``entry``, or None when it is absent or incomplete."""
         # os-level calls: a warm cache is read at the speed of these few system calls, and
@@ -69,9 +113,10 @@ class DecodedImageCache:
 
     def put(self, entry, pixels):
         """Store ``pixels`` (uint8, height × width × channels) in ``entry`` atomically."""
-        # The temporary name is unique to this process and thread, so concurrent writers of
-        # the same entry never share a file, and the rename makes the entry appear whole.
-        temporary = f"{entry}.{os.getpid()}-{threading.get_ident()}.tmp"
+        # The temporary name is unique to this write, so concurrent writers of the same entry
+        # (threads, processes, machines sharing the folder) never share a file, and the rename
+        # makes the entry appear whole.
+        temporary = f"{entry}.{uuid.uuid4().hex}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             data = memoryview(_HEADER.pack(_MAGIC, *pixels.shape)
@@ -85,3 +130,40 @@ class DecodedImageCache:
         except BaseException:
             os.unlink(temporary)
             raise
+
+
+class BlockWriter:
+    """A block entry being written: a writable memory map of a temporary file.
+
+    Fill :attr:`pixels`, then :meth:`commit` renames the file into place, or :meth:`discard`
+    removes it. Rows are written straight to the file, so a block larger than memory can be
+    built.
+
+    Parameters
+    ----------
+    entry : str
+        The block entry's file, from :meth:`DecodedImageCache.block_entry`.
+    shape : tuple of int
+        ``(n_images, height, width, channels)``.
+    """
+
+    def __init__(self, entry, shape):
+        self.entry = entry
+        self.temporary = f"{entry}.{uuid.uuid4().hex}.tmp"
+        with open(self.temporary, "wb") as file:
+            file.write(_BLOCK_HEADER.pack(_BLOCK_MAGIC, *shape))
+            file.truncate(_BLOCK_OFFSET + int(np.prod(shape)))
+        self.pixels = np.memmap(self.temporary, np.uint8, "r+", offset=_BLOCK_OFFSET,
+                                shape=tuple(shape))
+
+    def commit(self):
+        """Write the pixels out and put the entry in place; return its file."""
+        self.pixels.flush()
+        del self.pixels
+        os.replace(self.temporary, self.entry)
+        return self.entry
+
+    def discard(self):
+        """Drop the unfinished entry."""
+        del self.pixels
+        os.unlink(self.temporary)

@@ -4,10 +4,12 @@ Each job checks every input it can before the long work starts, so that a typo c
 not a training run; and writes its results whole or not at all.
 """
 
+import contextlib
 import json
 import re
 import sys
 import tempfile
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,13 +65,21 @@ class TableSpec:
     target_size: tuple | None = None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a job, carrying what the user can do next."""
+
+
 def train(train_csv, images, model_dir, *, spec=TableSpec(), validation_split=0.2, settings=(),
-          class_names=None, console=None):
+          class_names=None, resume=False, console=None):
     """Fit the pipeline on ``train_csv``, score a stratified holdout, save model and report.
 
     ``settings`` are ``name=value`` strings of CNNClassifier parameters (``--set``);
     ``class_names`` label the report (a sequence indexed by integer label, or a mapping).
+    A checkpoint in ``model_dir`` after every epoch lets ``resume`` continue an interrupted
+    run of the same command; Ctrl-C raises :class:`Interrupted` saying so.
     """
+    from . import _checkpoint
+
     console = console or Console()
     model_dir = Path(model_dir)
     # Refused before training, not after it: a typo must cost a second, not a run.
@@ -77,9 +87,26 @@ def train(train_csv, images, model_dir, *, spec=TableSpec(), validation_split=0.
     table, path_column, y = _training_table(train_csv, spec)
     cnn = _classifier(settings, console)
     loader = _loader(images, path_column, spec, None, console)
-    _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv,
-                  label_column=spec.label_column, validation_split=validation_split,
-                  class_names=class_names, console=console)
+    folder = model_dir / _checkpoint.FOLDER
+    run = _checkpoint.describe_run(train_csv, images, spec, validation_split, cnn)
+    resumed = _checkpoint.load(folder, run) if resume else None
+    state = resumed[0] if resumed else _checkpoint.read_state(folder)
+    if resumed is not None:
+        console.step(f"resuming after epoch {state['epochs_done']} of {cnn.epochs} from {folder}")
+    elif state is not None:
+        console.warn(f"{folder} holds an interrupted run ({state['epochs_done']} epochs done); "
+                     f"this run replaces it (stop now and add --resume to continue it instead)")
+    try:
+        _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv,
+                      label_column=spec.label_column, validation_split=validation_split,
+                      class_names=class_names, console=console, run=run, resumed=resumed)
+    except KeyboardInterrupt:
+        state = _checkpoint.read_state(folder)
+        if state is None or state["run"] != run:
+            raise Interrupted("before the first epoch ended; nothing to resume") from None
+        raise Interrupted(f"after epoch {state['epochs_done']} of {cnn.epochs}; the checkpoint "
+                          f"is in {folder}: run the same command with --resume to continue"
+                          ) from None
 
 
 def predict(test_csv, images, model_dir, output, *, sample_submission=None, console=None):
@@ -93,6 +120,8 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
     path_column, label_column = cli_settings["path_column"], cli_settings["label_column"]
     table = read_table(test_csv, "test CSV")
     _require_columns(table, test_csv, [path_column])
+    _require_values(table[path_column], test_csv, "every row must name an image: fill or drop "
+                    "those rows")
     if label_column in table.columns:
         console.warn(f"{test_csv} has a {label_column!r} column; it is ignored")
     if sample_submission is not None:
@@ -119,11 +148,14 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
 
 
 def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=None,
-         validation_split=0.2, settings=(), console=None):
+         scheduler=None, validation_split=0.2, settings=(), console=None):
     """Grid-search CNNClassifier's parameters over the pipeline, then train the best as ``train``.
 
-    ``grid`` holds ``name=candidate/candidate`` strings (``--grid``).
+    ``grid`` holds ``name=candidate/candidate`` strings (``--grid``). With ``scheduler``, the
+    address of a Dask scheduler, the candidates are fitted on its workers (all of them unless
+    ``n_jobs`` says otherwise); the best is then trained here.
     """
+    from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import Pipeline
 
@@ -138,11 +170,32 @@ def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=N
     with tempfile.TemporaryDirectory(prefix="skimgclf-cache-") as cache:
         # Every fold and candidate reads the same files: decode them once.
         loader = _loader(images, path_column, spec, cache, console)
-        search = GridSearchCV(Pipeline([("load", loader), ("cnn", cnn)]), param_grid, cv=cv,
-                              n_jobs=n_jobs, refit=False, error_score="raise")
+        search_loader, backend = loader, contextlib.nullcontext()
+        if scheduler is not None:
+            from ._distributed import dask_backend
+
+            # The workers read the images themselves, perhaps on other machines: by an
+            # absolute path, without this machine's temporary cache.
+            search_loader = clone(loader).set_params(image_dir=Path(images).resolve(),
+                                                     cache=None)
+            backend = dask_backend(scheduler, search_loader.image_dir)
+            n_jobs = -1 if n_jobs is None else n_jobs
+        search = GridSearchCV(Pipeline([("load", search_loader), ("cnn", cnn)]), param_grid,
+                              cv=cv, n_jobs=n_jobs, refit=False, error_score="raise")
         n_candidates = int(np.prod([len(v) for v in param_grid.values()]))
-        console.step(f"grid search: {n_candidates} candidates x {cv} folds on {len(table)} images")
-        search.fit(table, y)
+        where = "" if scheduler is None else f" on the Dask cluster at {scheduler}"
+        console.step(f"grid search: {n_candidates} candidates x {cv} folds on {len(table)} images"
+                     f"{where}")
+        try:
+            with backend:
+                search.fit(table, y)
+        except BrokenProcessPool as exc:
+            codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(exc))
+            raise ChildProcessError(
+                f"a parallel worker process died during the grid search"
+                f"{f' (exit code {codes.group(1)})' if codes else ''}, most often killed by the "
+                f"system for want of memory; run again with fewer --n-jobs (--n-jobs 1 fits "
+                f"one candidate at a time) or with a smaller --set batch_size") from exc
         console.result(ranked_table(search.cv_results_))
         best = {name.removeprefix("cnn__"): value for name, value in search.best_params_.items()}
         console.result(f"best: {_format_params(best)}")
@@ -183,6 +236,8 @@ def _training_table(train_csv, spec):
     table = read_table(train_csv, "training CSV")
     path_column = spec.path_column or table.columns[0]
     _require_columns(table, train_csv, [path_column, spec.label_column])
+    _require_values(table[path_column], train_csv, "every row must name an image: fill or drop "
+                    "those rows")
     if path_column == spec.label_column:
         raise ValueError(f"{train_csv}: the path column and the label column are both "
                          f"{path_column!r}; set --path-column or --label-column")
@@ -190,7 +245,7 @@ def _training_table(train_csv, spec):
 
 
 def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, label_column, validation_split,
-                  class_names, console):
+                  class_names, console, run=None, resumed=None):
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
@@ -207,14 +262,26 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, label_column, 
     y_fit, y_val = y[fit_rows], y[val_rows]
     console.step(f"training on {len(fit_rows)} images, validating on {len(val_rows)}")
     callbacks = cnn.callbacks
+    added = []
     if x_val is not None:
         from ._holdout import HoldoutScore
 
         # Scoring the holdout after every epoch gives the report its validation curves. The
         # network's targets are indices into the sorted classes.
         encoded = np.searchsorted(np.unique(y_fit), y_val)
-        cnn.set_params(callbacks=[*(callbacks or []), HoldoutScore(x_val, encoded)])
-    cnn.fit(x_fit, y_fit)
+        added.append(HoldoutScore(x_val, encoded))
+    if run is not None:
+        from . import _checkpoint
+
+        # Last, so that the checkpoint's history holds the holdout's scores too.
+        added.append(_checkpoint.Checkpoint(model_dir / _checkpoint.FOLDER, run,
+                                            resumed[0]["history"] if resumed else None))
+    if added:
+        cnn.set_params(callbacks=[*(callbacks or []), *added])
+    if resumed is None:
+        cnn.fit(x_fit, y_fit)
+    else:
+        _checkpoint.continue_training(cnn, *resumed, x_fit, y_fit)
     # The callback holds the validation images; the saved parameters must not. Predicting the
     # holdout is quick, and its progress line would only clutter the output.
     cnn.set_params(callbacks=callbacks, verbose=0)
@@ -246,6 +313,11 @@ def _read_cli_settings(model_dir):
     try:
         cli_settings = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
+        from ._checkpoint import FOLDER
+
+        if not path.exists() and (model_dir / FOLDER).is_dir():
+            raise ValueError(f"{model_dir} holds only the checkpoint of an interrupted "
+                             f"training; finish it with skimgclf train --resume") from exc
         raise ValueError(f"{model_dir} is not a model folder written by skimgclf train: cannot "
                          f"read {SETTINGS_FILE} ({exc})") from exc
     if not (isinstance(cli_settings, dict)
@@ -318,9 +390,11 @@ def _loader(images, path_column, spec, cache, console):
     images = Path(images)
     if not images.is_dir():
         raise ValueError(f"image folder {images} not found")
+    # All cores decode: loads of thousands of images take half the time on two, and small
+    # ones stay in this process (the loader starts no workers for under 64 images each).
     return ImageFolderLoader(images, path_column=path_column, suffix=spec.suffix,
                              color_mode=spec.color_mode, target_size=spec.target_size,
-                             cache=cache, verbose=console.progress)
+                             n_jobs=-1, cache=cache, verbose=console.progress)
 
 
 def _require_columns(table, path, columns):
@@ -334,13 +408,21 @@ def _require_columns(table, path, columns):
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
 
-def _labels(column, path):
+def _require_values(column, path, need):
+    """Refuse the blank cells of ``column``, naming their lines of the CSV ``path``."""
     empty = np.flatnonzero(column.isna().to_numpy())
     if len(empty):
         lines = ", ".join(str(i + 2) for i in empty[:5])
         raise ValueError(f"{path}: {len(empty)} rows have no {column.name!r} (line {lines}); "
-                         f"every training image needs a label")
+                         f"{need}")
+
+
+def _labels(column, path):
+    _require_values(column, path, "every training image needs a label")
     values = column.to_numpy(dtype=object)
+    if len(set(values)) < 2:
+        raise ValueError(f"{path}: every row has the label {values[0]!r} in {column.name!r}; a "
+                         "classifier needs at least two classes: check --label-column")
     # Integer labels train and sort as integers (2 before 10), yet print back exactly as read.
     if all(_INTEGER.fullmatch(v) for v in values):
         return values.astype(np.int64)
@@ -354,12 +436,20 @@ def _stratified_holdout(y, fraction, path):
         raise ValueError(f"--validation-split must be between 0 and 1 (0 = no holdout), "
                          f"got {fraction}")
     try:
-        return train_test_split(np.arange(len(y)), test_size=fraction, stratify=y,
-                                random_state=0)
+        fit_rows, val_rows = train_test_split(np.arange(len(y)), test_size=fraction,
+                                              stratify=y, random_state=0)
     except ValueError as exc:
         raise ValueError(f"{path}: cannot hold out a stratified {fraction:g} of {len(y)} "
                          f"images: {exc} Add images of the rarest classes or change "
                          f"--validation-split") from exc
+    # A large fraction can hold out every image of a rare class: the network would never see
+    # it, and could not be scored on it.
+    unseen = sorted(set(y[val_rows].tolist()) - set(y[fit_rows].tolist()), key=str)
+    if unseen:
+        raise ValueError(f"{path}: holding out {fraction:g} of the images leaves no training "
+                         f"image of class {', '.join(map(repr, unseen[:5]))}; lower "
+                         f"--validation-split or add images of that class")
+    return fit_rows, val_rows
 
 
 def _sample_order(sample_path, test_ids, test_csv, path_column, label_column):
@@ -390,7 +480,9 @@ def _sample_order(sample_path, test_ids, test_csv, path_column, label_column):
 
 
 def _model_markers():
-    # A folder written by `train` or by `save_model` is ours to replace.
+    # A folder written by `train` or by `save_model`, or holding the checkpoint of an
+    # interrupted `train`, is ours to replace.
+    from ._checkpoint import FOLDER
     from .persistence import ESTIMATOR_FILE
 
-    return (SETTINGS_FILE, ESTIMATOR_FILE)
+    return (SETTINGS_FILE, ESTIMATOR_FILE, FOLDER)

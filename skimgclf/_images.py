@@ -129,9 +129,8 @@ def resolve_image_path(name, root, where):
         raise ImageLoadError(f"{where}: names containing '..' are refused; names must stay "
                              f"inside image_dir ({root})")
     path = os.path.join(root, name)
-    try:
-        status = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
+    status = _status(os.lstat, path, where)
+    if status is None:
         return path, None
     if len(parts) > 1 or stat.S_ISLNK(status.st_mode):
         # Only then can the name lead elsewhere: a plain entry of a real folder is its own
@@ -140,15 +139,31 @@ def resolve_image_path(name, root, where):
         if os.path.commonpath([root, path]) != root:
             raise ImageLoadError(f"{where}: resolves to {path}, outside image_dir ({root}), "
                                  "through a symbolic link; refused")
-        try:
-            status = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        status = _status(os.stat, path, where)
+        if status is None:
             return path, None
     if not stat.S_ISREG(status.st_mode):
         # Opening a pipe or a device could block forever or read without end.
         raise ImageLoadError(f"{where}: is not a regular file (a folder, pipe or device); "
                              "refused")
     return path, status
+
+
+def _status(stat_function, path, where):
+    """Return ``stat_function(path)``, None when nothing is there, or raise ImageLoadError."""
+    try:
+        return stat_function(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except UnicodeEncodeError as err:
+        # A lone surrogate, which no file name can hold.
+        raise ImageLoadError(f"{where}: the name is not valid text for a file name ({err}); "
+                             "refused") from err
+    except OSError as err:
+        # A symbolic-link loop, a name too long for the file system, a folder without
+        # permission: the file cannot be read, whatever the image.
+        raise ImageLoadError(f"{where}: cannot be reached ({type(err).__name__}: "
+                             f"{err.strerror})") from err
 
 
 def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cache=None,

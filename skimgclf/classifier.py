@@ -8,6 +8,7 @@ callbacks, warm start, pickling of the Keras model) and replaces those parts.
 """
 
 import logging
+import math
 import os
 import random
 import re
@@ -34,6 +35,7 @@ from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
 from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
 from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
+from ._batches import PixelBatches  # noqa: E402
 from ._network import build_network  # noqa: E402
 
 _DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
@@ -87,22 +89,32 @@ class CNNClassifier(KerasClassifier):
 
     Parameters
     ----------
-    filters : tuple of int, default=(32, 64)
-        Number of filters of each ReLU ``Conv2D``, one layer per entry.
+    filters : tuple of int or tuple of tuples of int, default=(32, 64)
+        Number of filters of each ReLU ``Conv2D``, one layer per entry. A tuple of ints is one
+        block of convolutions, followed by the max pooling and dropout; a tuple of tuples, such
+        as ``((32, 32), (64, 64))``, makes one such block per inner tuple.
     kernel_size : int or pair of int, default=3
         Convolution kernel, clipped to images smaller than it.
     pool_size : int or pair of int, default=2
-        Max-pooling window after the convolutions, clipped likewise; a 1×1 pool is left out.
+        Max-pooling window after each block of convolutions, clipped likewise; a 1×1 pool is
+        left out.
     dropout : float, default=0.25
-        Dropout rate after the convolutional block.
+        Dropout rate after each block of convolutions.
     dense_units : int, default=128
         Width of the hidden dense layer; 0 leaves it out.
     dense_dropout : float, default=0.5
         Dropout rate after the dense layer.
+    batch_norm : bool, default=False
+        Put a ``BatchNormalization`` between each convolution and its ReLU.
     optimizer : str or keras.optimizers.Optimizer subclass, default="adam"
         Name or class of the Keras optimizer, created afresh at each fit.
     learning_rate : float, default=0.001
         Learning rate of the optimizer.
+    lr_schedule : {"cosine"} or None, default=None
+        ``"cosine"`` lowers the learning rate at the start of each epoch along half a cosine,
+        from ``learning_rate`` at the first epoch towards 0 after ``epochs`` epochs (the
+        schedule starts again every ``epochs`` epochs of ``partial_fit``); None keeps it
+        constant.
     epochs : int, default=10
         Passes over the training data per ``fit``.
     batch_size : int, default=32
@@ -152,7 +164,8 @@ class CNNClassifier(KerasClassifier):
     model_ : keras.Model
         The fitted network.
     history_ : dict of str to list of float
-        Per-epoch ``loss`` and ``accuracy`` (and ``val_…`` with a ``validation_split``).
+        Per-epoch ``loss`` and ``accuracy`` (and ``val_…`` with a ``validation_split``,
+        ``learning_rate`` with an ``lr_schedule``).
 
     See Also
     --------
@@ -187,8 +200,10 @@ class CNNClassifier(KerasClassifier):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "dense_units": [Interval(Integral, 0, None, closed="left")],
         "dense_dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
         "optimizer": [str, type],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [None, StrOptions({"cosine"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "validation_split": [Interval(Real, 0, 1, closed="left")],
@@ -204,10 +219,11 @@ class CNNClassifier(KerasClassifier):
     }
 
     def __init__(self, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
-                 dense_units=128, dense_dropout=0.5, optimizer="adam", learning_rate=0.001,
-                 epochs=10, batch_size=32, validation_split=0.0, early_stopping=False,
-                 patience=3, input_shape=None, device=None, callbacks=None, class_weight=None,
-                 warm_start=False, random_state=None, verbose=0):
+                 dense_units=128, dense_dropout=0.5, batch_norm=False, optimizer="adam",
+                 learning_rate=0.001, lr_schedule=None, epochs=10, batch_size=32,
+                 validation_split=0.0, early_stopping=False, patience=3, input_shape=None,
+                 device=None, callbacks=None, class_weight=None, warm_start=False,
+                 random_state=None, verbose=0):
         # scikeras's __init__ is not called: it sets parameters this class does not have.
         self.filters = filters
         self.kernel_size = kernel_size
@@ -215,8 +231,10 @@ class CNNClassifier(KerasClassifier):
         self.dropout = dropout
         self.dense_units = dense_units
         self.dense_dropout = dense_dropout
+        self.batch_norm = batch_norm
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.epochs = epochs
         self.batch_size = batch_size
         self.validation_split = validation_split
@@ -257,7 +275,9 @@ class CNNClassifier(KerasClassifier):
         ----------
         X : array-like of shape (n_samples, height, width[, channels]) or (n_samples, n_features)
             Training images, or rows of pixels reshaped as described for ``input_shape``.
-            Values are used as given: scale pixels to [0, 1] first (ImageFolderLoader does).
+            Float values are used as given: scale pixels to [0, 1] first (ImageFolderLoader
+            does). uint8 images are read as 0-255 pixels and scaled to [0, 1] a batch at a
+            time, so a ``numpy.memmap`` larger than memory is never loaded whole.
         y : array-like of shape (n_samples,)
             Labels of any kind: ints, strings, a pandas categorical.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -395,6 +415,10 @@ class CNNClassifier(KerasClassifier):
                 f"{type(self).__name__} does not accept sparse input: images are dense. "
                 "Convert X with X.toarray() first.")
         check_params = {"allow_nd": True, "ensure_2d": False, "dtype": keras.backend.floatx()}
+        if getattr(X, "dtype", None) == np.uint8:
+            # 8-bit pixels stay 8-bit and are scaled batch by batch (see _batches.py): a memory
+            # map of the loader's cache is never copied whole into memory.
+            check_params["dtype"] = None
         if reset or y is not None:
             X, y = validate_data(self, X, y, reset=reset, **check_params)
             check_classification_targets(y)
@@ -445,12 +469,19 @@ class CNNClassifier(KerasClassifier):
         return (1, sample_shape[0], 1)
 
     def _build_keras_model(self):
+        if self.n_classes_ < 2:
+            # A softmax over one output always says 1: the network would learn nothing.
+            raise ValueError(
+                f"y holds only one class ({self.classes_.tolist()[0]!r}); a classifier needs at "
+                "least two classes to learn from. Check the label column, or pass every class to "
+                "partial_fit's classes.")
         with self._seeded():
             return build_network(
                 self.image_shape_, self.n_classes_, filters=self.filters,
                 kernel_size=self.kernel_size, pool_size=self.pool_size, dropout=self.dropout,
                 dense_units=self.dense_units, dense_dropout=self.dense_dropout,
-                optimizer=self.optimizer, learning_rate=self.learning_rate)
+                batch_norm=self.batch_norm, optimizer=self.optimizer,
+                learning_rate=self.learning_rate, seed=self._random_state)
 
     def _initialize_callbacks(self):
         super()._initialize_callbacks()
@@ -458,27 +489,54 @@ class CNNClassifier(KerasClassifier):
             monitor = "val_loss" if self.validation_split else "loss"
             self._fit_callbacks = [*self._fit_callbacks, keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=self.patience, restore_best_weights=True)]
+        if self.lr_schedule == "cosine":
+            self._fit_callbacks = [*self._fit_callbacks,
+                                   keras.callbacks.LearningRateScheduler(self._cosine_rate)]
+
+    def _cosine_rate(self, epoch):
+        # Per epoch rather than per step: the number of steps is not known when the network is
+        # built, and partial_fit counts epochs. The last epoch still learns, at a small rate.
+        phase = (epoch % self.epochs) / self.epochs
+        return self.learning_rate * (1 + math.cos(math.pi * phase)) / 2
 
     def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
-        if self.validation_split:
+        random_state = check_random_state(self._random_state)
+        data = {"x": X, "y": y, "sample_weight": sample_weight, "batch_size": self.batch_size,
+                "validation_split": self.validation_split}
+        if X.dtype == np.uint8:
+            data = self._pixel_batches(X, y, sample_weight, random_state)
+        elif self.validation_split:
             # Keras holds out the *last* samples; on data sorted by label that is one class.
-            order = check_random_state(self._random_state).permutation(len(X))
-            X, y = X[order], y[order]
-            sample_weight = None if sample_weight is None else sample_weight[order]
+            order = random_state.permutation(len(X))
+            data.update(x=X[order], y=y[order],
+                        sample_weight=None if sample_weight is None else sample_weight[order])
         with self._seeded():
             history = self.model_.fit(
-                X, y, sample_weight=sample_weight, batch_size=self.batch_size,
-                epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-                validation_split=self.validation_split, callbacks=self._fit_callbacks,
-                verbose=self.verbose)
+                **data, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
+                callbacks=self._fit_callbacks, verbose=self.verbose)
         if not warm_start or initial_epoch == 0 or not hasattr(self, "history_"):
             self.history_ = {}
         for key, values in history.history.items():
             self.history_.setdefault(key, []).extend(float(value) for value in values)
 
+    def _pixel_batches(self, X, y, sample_weight, random_state):
+        # The held-out rows are drawn as for float input: the last part of a random order.
+        order = random_state.permutation(len(X))
+        n_fit = int(len(X) * (1 - self.validation_split))
+        shuffle = np.random.default_rng(random_state.randint(2**31))
+        data = {"x": PixelBatches(X, y, sample_weight, batch_size=self.batch_size,
+                                  rows=order[:n_fit], shuffle=shuffle)}
+        if n_fit < len(X):
+            data["validation_data"] = PixelBatches(X, y, sample_weight, rows=order[n_fit:],
+                                                   batch_size=self.batch_size)
+        return data
+
     def _predict_raw(self, X):
         X, _ = self._validate_data(X)
         with self._keras_session():
+            if X.dtype == np.uint8:
+                return self.model_.predict(PixelBatches(X, batch_size=self.batch_size),
+                                           verbose=self.verbose)
             return self.model_.predict(X, batch_size=self.batch_size, verbose=self.verbose)
 
     def _restore_fit(self, model, classes, n_features_in, image_shape, history,

@@ -11,6 +11,8 @@ import sys
 from ._cli_params import UsageError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+# The shell's status for a program stopped by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def main(argv=None):
@@ -24,7 +26,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 1 on an error in the data or files, 2 on a malformed command line.
+        0 on success, 1 on an error in the data or files, 2 on a malformed command line,
+        130 when interrupted by Ctrl-C.
     """
     parser = build_parser()
     try:
@@ -47,11 +50,11 @@ def main(argv=None):
             raise
         print(f"skimgclf {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print("skimgclf: interrupted", file=sys.stderr)
-        return EXIT_ERROR
+        print(f"skimgclf {args.command}: interrupted {exc}".rstrip(), file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # every failure is one line for the user; --debug shows the rest
         if args.debug:
             raise
@@ -80,10 +83,10 @@ def _run(args):
         common = {"spec": spec, "validation_split": args.validation_split,
                   "settings": settings, "console": console}
         if args.command == "train":
-            jobs.train(args.train_csv, args.images, args.model_dir, **common)
+            jobs.train(args.train_csv, args.images, args.model_dir, resume=args.resume, **common)
         else:
             jobs.tune(args.train_csv, args.images, args.model_dir, grid=args.grid, cv=args.cv,
-                      n_jobs=args.n_jobs, **common)
+                      n_jobs=args.n_jobs, scheduler=args.scheduler, **common)
 
 
 def _message(exc):
@@ -147,6 +150,9 @@ def build_parser():
         "train", parents=[table, network, common], help="train a model on a CSV of images",
         description="Train on TRAIN_CSV, report the accuracy on a stratified holdout, and save "
                     "the model, its settings and an HTML report in --model-dir.")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the interrupted run of this same command from the "
+                            "checkpoint it left in --model-dir")
     train.set_defaults(command="train")
 
     predict = commands.add_parser(
@@ -177,7 +183,12 @@ def build_parser():
     tune.add_argument("--cv", type=_at_least_two, default=3, metavar="K",
                       help="stratified cross-validation folds (default: %(default)s)")
     tune.add_argument("--n-jobs", type=int, metavar="N",
-                      help="candidates fitted in parallel (default: one at a time)")
+                      help="candidates fitted in parallel (default: one at a time; with "
+                           "--scheduler, one per worker)")
+    tune.add_argument("--scheduler", metavar="ADDRESS",
+                      help="fit the candidates on the workers of this running Dask scheduler, "
+                           "e.g. tcp://10.0.0.5:8786 (needs: pip install 'skimgclf[dask]'); "
+                           "--images must be a path every worker can read")
 
     demo = commands.add_parser(
         "demo", parents=[network, common], help="train and predict the embedded Fashion-MNIST",

@@ -101,7 +101,12 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         A folder keeping the decoded pixels of every image, so that repeated transforms (the
         folds and candidates of a grid search, later runs) decode each file once. An image is
         decoded again when its file's size or modification time changes or the decode
-        settings differ. The folder can be shared by loaders, processes and runs.
+        settings differ. Each distinct list of images loaded is kept too, as one block, so a
+        repeated transform is one read; a k-fold search adds about k copies of the 8-bit
+        pixels on disk. With ``dtype="uint8"`` and ``rescale=None`` the output is that block
+        mapped into memory (a copy-on-write ``numpy.memmap``), so image sets larger than
+        memory can be loaded, and CNNClassifier trains on them a batch at a time. The folder
+        can be shared by loaders, processes and runs.
     verbose : bool, default=False
         Show a progress bar when loading 1,000 images or more.
 
@@ -175,7 +180,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, height, width, channels)
-            The pixels × ``rescale`` as ``dtype``, in the order of ``X``.
+            The pixels × ``rescale`` as ``dtype``, in the order of ``X``; a copy-on-write
+            ``numpy.memmap`` of the cache for ``dtype="uint8"``, ``rescale=None`` and a
+            ``cache``.
 
         Raises
         ------
@@ -192,16 +199,30 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         if not os.path.isdir(root):
             raise ImageLoadError(f"image_dir {os.fspath(self.image_dir)!r} is not a folder")
         rows = _Rows(names, labels, root)
-        cache = None
-        if self.cache is not None:
-            cache = DecodedImageCache(self.cache, (settings.mode, settings.size,
-                                                   settings.resample.name))
-        shape = None
-        if settings.size is not None:
-            width, height = settings.size
-            shape = (height, width, CHANNELS[settings.mode])
-        output = _Output(len(names), shape, settings)
+        if self.cache is None:
+            return self._load(rows, settings, None, _Output(len(names), settings))
+        cache = DecodedImageCache(self.cache, (settings.mode, settings.size,
+                                               settings.resample.name))
+        entry = cache.block_entry(rows.paths, rows.versions)
+        block = cache.get_block(entry)
+        if block is None:
+            # The pixels go straight into a new block entry, unscaled, and are scaled from it.
+            raw = settings._replace(dtype=np.dtype(np.uint8), rescale=None)
+            output = _Output(len(names), raw, lambda shape: cache.new_block(entry, shape))
+            try:
+                self._load(rows, settings, cache, output)
+            except BaseException:
+                output.discard()
+                raise
+            block = cache.get_block(output.commit())
+        else:
+            _log_load(rows, n_decoded=0, n_from_cache=len(set(rows.paths)))
+        if settings.dtype == np.uint8 and settings.rescale is None:
+            return block
+        return _scaled(block, settings)
 
+    def _load(self, rows, settings, cache, output):
+        """Read the images of ``rows`` into ``output``, from ``cache`` or their files."""
         # Rows naming the same file are loaded once, then copied.
         firsts, copies = _first_rows(rows.paths)
         misses = firsts
@@ -230,8 +251,9 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
                 _task(rows, chunk, shape, settings, cache) for chunk in chunks)
         else:
             results = (_run(_task(rows, chunk, shape, settings, cache)) for chunk in chunks)
-        show = bool(self.verbose) and len(names) >= _PROGRESS_MIN_IMAGES
-        with tqdm(total=len(names), initial=len(names) - len(todo), disable=not show,
+        n_rows = len(rows.names)
+        show = bool(self.verbose) and n_rows >= _PROGRESS_MIN_IMAGES
+        with tqdm(total=n_rows, initial=n_rows - len(todo), disable=not show,
                   unit="image", desc="Loading images") as bar:
             for chunk, (block, mismatched) in zip(chunks, results, strict=True):
                 output.put_block(chunk, block, mismatched)
@@ -239,12 +261,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         output.copy_rows(copies)
         if output.mismatched:
             raise ImageLoadError(_size_message(rows, output.array.shape[1:], output.mismatched))
-
-        n_decoded = len(misses)
-        logger.info("loaded %d images from %s: %d decoded, %d from the cache", len(names),
-                    root, n_decoded, len(firsts) - n_decoded,
-                    extra={"n_images": len(names), "n_decoded": n_decoded,
-                           "n_from_cache": len(firsts) - n_decoded})
+        _log_load(rows, n_decoded=len(misses), n_from_cache=len(firsts) - len(misses))
         return output.array
 
     def __sklearn_tags__(self):
@@ -440,12 +457,21 @@ def _chunks(positions, n_workers, image_bytes):
 
 
 class _Output:
-    """The output array, allocated once at the size of the first image unless known."""
+    """The output array, allocated once at the size of the first image unless known.
 
-    def __init__(self, n_images, shape, settings):
+    With ``new_block``, a function of the array's shape returning a
+    :class:`~skimgclf._cache.BlockWriter`, the array is that cache entry's memory map.
+    """
+
+    def __init__(self, n_images, settings, new_block=None):
         self.n_images = n_images
         self.settings = settings
-        self.array = None if shape is None else self._allocate(shape)
+        self.new_block = new_block
+        self.writer = None
+        self.array = None
+        if settings.size is not None:
+            width, height = settings.size
+            self._allocate((height, width, CHANNELS[settings.mode]))
         # Rows whose size differs from the array's.
         self.mismatched = []
 
@@ -455,7 +481,23 @@ class _Output:
         return 1 if self.array is None else self.array[0].size
 
     def _allocate(self, shape):
-        return np.empty((self.n_images, *shape), dtype=self.settings.dtype)
+        shape = (self.n_images, *shape)
+        if self.new_block is None:
+            self.array = np.empty(shape, dtype=self.settings.dtype)
+        else:
+            self.writer = self.new_block(shape)
+            self.array = self.writer.pixels
+
+    def commit(self):
+        """Put the cache entry in place; return its file."""
+        self.array = None
+        return self.writer.commit()
+
+    def discard(self):
+        """Drop the unfinished cache entry, if one was started."""
+        self.array = None
+        if self.writer is not None:
+            self.writer.discard()
 
     def put(self, position, pixels):
         """Write ``pixels`` × rescale into row ``position``; return False for None pixels."""
@@ -467,7 +509,7 @@ class _Output:
     def put_block(self, positions, block, mismatched):
         """Write ``block`` × rescale into rows ``positions``, except its ``mismatched`` ones."""
         if self.array is None:
-            self.array = self._allocate(block.shape[1:])
+            self._allocate(block.shape[1:])
         if block.shape[1:] != self.array.shape[1:]:
             mismatched = [(index, block.shape[1:]) for index in range(len(positions))]
         self.mismatched.extend((positions[index], shape) for index, shape in mismatched)
@@ -476,9 +518,9 @@ class _Output:
         start, stop = positions[0], positions[-1] + 1
         if stop - start == len(positions):
             # The common case, consecutive rows: written in place, without a temporary.
-            self._scale(block, out=self.array[start:stop])
+            _scaled(block, self.settings, out=self.array[start:stop])
         else:
-            self.array[positions] = self._scale(block)
+            self.array[positions] = _scaled(block, self.settings)
 
     def copy_rows(self, copies):
         """Copy rows onto rows: ``copies`` holds ``(row, row to copy)`` pairs."""
@@ -490,15 +532,23 @@ class _Output:
         self.mismatched.extend((target, bad[source]) for target, source in copies
                                if source in bad)
 
-    def _scale(self, block, out=None):
-        """``block`` × rescale in double precision, stored as dtype (into ``out`` if given)."""
-        if out is None:
-            out = np.empty(block.shape, self.settings.dtype)
-        if self.settings.rescale is None:
-            out[...] = block
-        else:
-            np.multiply(block, self.settings.rescale, out=out)
-        return out
+
+def _scaled(block, settings, out=None):
+    """``block`` × rescale in double precision, stored as dtype (into ``out`` if given)."""
+    if out is None:
+        out = np.empty(block.shape, settings.dtype)
+    if settings.rescale is None:
+        out[...] = block
+    else:
+        np.multiply(block, settings.rescale, out=out)
+    return out
+
+
+def _log_load(rows, n_decoded, n_from_cache):
+    logger.info("loaded %d images from %s: %d decoded, %d from the cache", len(rows.names),
+                rows.root, n_decoded, n_from_cache,
+                extra={"n_images": len(rows.names), "n_decoded": n_decoded,
+                       "n_from_cache": n_from_cache})
 
 
 def _image_names(X, path_column, suffix):
@@ -535,13 +585,12 @@ def _image_names(X, path_column, suffix):
     if not values:
         raise ValueError("X holds no image names; expected at least one row")
     names, bad = [], []
+    lowered = suffix.lower()
     for position, value in enumerate(values):
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            value = str(value)
+        if type(value) is not str:  # the common cases first: a warm cache loads at this pace
+            value = _as_name(value)
         if isinstance(value, str) and value:
-            names.append(value if value.lower().endswith(suffix.lower()) else value + suffix)
+            names.append(value if value.lower().endswith(lowered) else value + suffix)
         else:
             bad.append(position)
     if bad:
@@ -552,6 +601,16 @@ def _image_names(X, path_column, suffix):
         raise ValueError(f"X holds {len(bad)} values that are not image names: {shown}{more}; "
                          f"expected non-empty str, pathlib.Path or int.{hint}")
     return names, labels
+
+
+def _as_name(value):
+    """Return the name an int or a path stands for, or ``value`` itself when it is neither."""
+    if type(value) is int or (isinstance(value, numbers.Integral)
+                              and not isinstance(value, bool)):
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
 
 
 def _is_size(value):

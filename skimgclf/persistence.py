@@ -134,7 +134,12 @@ def load_model(directory):
     try:
         model = keras.saving.load_model(model_path, safe_mode=True)
     except Exception as exc:
-        raise ValueError(f"{model_path} cannot be loaded by Keras: {_reason(exc)}") from exc
+        # Keras's own advice (safe_mode=False) is no fix here: save_model never writes a
+        # network that needs code to load, so this file was changed or damaged.
+        raise ValueError(f"{model_path} cannot be loaded by Keras in safe mode, which runs no "
+                         f"code from the file ({_reason(exc)}); save_model writes no such file, "
+                         "so it was changed or damaged after saving: save the model again"
+                         ) from exc
     classifier = _final_classifier(estimator)
     try:
         classifier._restore_fit(

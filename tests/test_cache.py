@@ -85,3 +85,44 @@ def test_interrupted_write_leaves_no_entry(tmp_path, image_file, pixels, monkeyp
         cache.put(entry, pixels)
     assert os.listdir(tmp_path / "cache") == []
     assert cache.get(entry) is None
+
+
+def test_block_round_trip_is_mapped_and_keyed_by_every_file(tmp_path, fashion_sample):
+    (x_train, _), _ = fashion_sample
+    files = []
+    for i in range(3):
+        files.append(str(tmp_path / f"{i}.png"))
+        (tmp_path / f"{i}.png").write_bytes(bytes([i]))
+    versions = [version(path) for path in files]
+    cache = DecodedImageCache(tmp_path / "cache", SETTINGS)
+    entry = cache.block_entry(files, versions)
+    assert cache.get_block(entry) is None
+    writer = cache.new_block(entry, (3, 28, 28, 1))
+    writer.pixels[:] = x_train[:3, ..., None]
+    assert cache.get_block(entry) is None  # not there before the commit
+    assert writer.commit() == entry
+    block = cache.get_block(entry)
+    assert isinstance(block, np.memmap) and block.shape == (3, 28, 28, 1)
+    np.testing.assert_array_equal(block[..., 0], x_train[:3])
+    assert os.listdir(tmp_path / "cache") == [os.path.basename(entry)]
+    # The order, any file's version and the settings are part of the key.
+    assert cache.block_entry(files[::-1], versions[::-1]) != entry
+    assert cache.block_entry(files, [versions[0], versions[1], (9, 9)]) != entry
+    other = DecodedImageCache(tmp_path / "cache", ("RGB", None, "BILINEAR"))
+    assert other.block_entry(files, versions) != entry
+
+
+def test_block_incomplete_or_discarded_is_absent(tmp_path):
+    cache = DecodedImageCache(tmp_path, SETTINGS)
+    entry = str(tmp_path / "x.block")
+    writer = cache.new_block(entry, (2, 4, 4, 1))
+    writer.discard()
+    assert os.listdir(tmp_path) == []
+    cache.new_block(entry, (2, 4, 4, 1)).commit()
+    assert cache.get_block(entry).shape == (2, 4, 4, 1)
+    with open(entry, "r+b") as file:  # a crash before the data reached the disk
+        file.truncate(4096 + 31)
+    assert cache.get_block(entry) is None
+    with open(entry, "wb") as file:
+        file.write(b"SKB")
+    assert cache.get_block(entry) is None

@@ -81,6 +81,7 @@ def test_parameters_are_the_signature():
 @pytest.mark.parametrize(("params", "match"), [
     ({"dropout": 1.5}, "dropout"),
     ({"filters": "wide"}, "filters"),
+    ({"lr_schedule": "step"}, "lr_schedule"),
     ({"device": "tpu"}, "device"),
     ({"input_shape": (5, 5)}, "input_shape"),
 ])
@@ -235,6 +236,19 @@ def test_partial_fit_and_warm_start(fashion):
     assert warm.model_ is model and list(warm.classes_) == list(range(10))
 
 
+def test_cosine_schedule_and_batch_norm_blocks(fashion):
+    x_train, y_train, _, _ = fashion
+    clf = CNNClassifier(**{**TINY, "filters": ((4,), (4,)), "batch_norm": True,
+                           "lr_schedule": "cosine"})
+    clf.fit(x_train[:60], y_train[:60])
+    # Half a cosine over the 2 epochs: the full rate, then half of it.
+    assert clf.history_["learning_rate"] == pytest.approx([0.005, 0.0025])
+    clf.partial_fit(x_train[:60], y_train[:60])
+    assert clf.history_["learning_rate"][-1] == pytest.approx(0.005)  # a new half cosine
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds.count("BatchNormalization") == 2 and kinds.count("MaxPooling2D") == 2
+
+
 def test_force_cpu(fitted, fashion):
     x_train, y_train, x_test, _ = fashion
     on_cpu = clone(fitted).set_params(device="cpu").fit(x_train, NAMES[y_train])
@@ -367,3 +381,83 @@ def test_twenty_fits_keep_memory_flat_and_logs_quiet(fashion, caplog):
     # The first fits warm up TensorFlow's caches. TensorFlow 2.21 still keeps a few MB of
     # graphs per trained network (plain Keras code does too); this guards against more.
     assert (rss[-1] - rss[4]) / 15 < 6, rss
+
+
+# --- 8-bit images, read a batch at a time ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pixels(fashion_sample, tmp_path_factory):
+    """The 600 training images of ``fashion`` as a uint8 memory map, with their labels."""
+    (x_train, y_train), (x_test, _) = fashion_sample
+    path = tmp_path_factory.mktemp("pixels") / "x.uint8"
+    mapped = np.memmap(path, np.uint8, "w+", shape=(600, 28, 28, 1))
+    mapped[:] = x_train[:600, ..., None]
+    mapped.flush()
+    return np.memmap(path, np.uint8, "r", shape=(600, 28, 28, 1)), y_train[:600], x_test[:200]
+
+
+def test_uint8_images_are_scaled_like_the_loaders_float_ones(fitted, pixels, fashion):
+    mapped, _, x_test = pixels
+    # A network fitted on float [0, 1] input predicts 0-255 input identically.
+    np.testing.assert_array_equal(fitted.predict_proba(x_test),
+                                  fitted.predict_proba(x_test / np.float32(255)))
+    np.testing.assert_array_equal(fitted.predict(x_test), fitted.predict(fashion[2]))
+
+
+def test_uint8_memory_map_trains_batch_by_batch(pixels, fashion, monkeypatch):
+    mapped, y, x_test = pixels
+    _, _, _, y_test = fashion
+    # Nothing may turn the whole map into floats: only batches of batch_size rows.
+    converted = []
+    real_getitem = classifier_module.PixelBatches.__getitem__
+
+    def counting_getitem(self, index):
+        batch = real_getitem(self, index)
+        converted.append(len(batch[0]))
+        return batch
+
+    monkeypatch.setattr(classifier_module.PixelBatches, "__getitem__", counting_getitem)
+    clf = CNNClassifier(**{**TINY, "batch_size": 50, "validation_split": 0.2}).fit(mapped, y)
+    assert max(converted) == 50
+    assert set(clf.history_) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert clf.score(x_test, y_test) > 0.5
+    # The same seed gives the same network, whatever holds the pixels.
+    again = CNNClassifier(**{**TINY, "batch_size": 50, "validation_split": 0.2})
+    np.testing.assert_array_equal(again.fit(np.array(mapped), y).predict_proba(x_test),
+                                  clf.predict_proba(x_test))
+
+
+# Wrong data: each case is a clear error or a behaviour stated here (docs/reliability.md).
+
+
+def test_one_class_is_refused_unless_partial_fit_is_told_the_others(fashion):
+    x_train, _, _, _ = fashion
+    one = np.full(40, "Coat")
+    with pytest.raises(ValueError, match=r"only one class \('Coat'\).*at least two"):
+        CNNClassifier(**TINY).fit(x_train[:40], one)
+    # A first batch of one class is fine when partial_fit knows every class.
+    clf = CNNClassifier(**TINY).partial_fit(x_train[:40], one, classes=["Coat", "Bag"])
+    assert sorted(clf.classes_) == ["Bag", "Coat"]
+
+
+@pytest.mark.parametrize(("y", "match"), [
+    (np.zeros(39, int), r"inconsistent numbers of samples: \[40, 39\]"),
+    (np.where(np.arange(40) == 3, np.nan, np.arange(40) % 2), "y contains NaN"),
+    (np.array([None] + [0, 1] * 19 + [1], dtype=object), "Unknown label type"),
+    (np.arange(40) % 2 + 0.5, "Unknown label type: continuous"),
+])
+def test_labels_that_cannot_train_are_named(fashion, y, match):
+    x_train, _, _, _ = fashion
+    with pytest.raises(ValueError, match=match):
+        CNNClassifier(**TINY).fit(x_train[:40], y)
+
+
+def test_classes_never_seen_in_fit_count_as_errors_in_score(fashion):
+    x_train, y_train, x_test, y_test = fashion
+    seen = y_train < 5
+    clf = CNNClassifier(**TINY).fit(x_train[seen], y_train[seen])
+    predicted = clf.predict(x_test)
+    assert set(predicted) <= set(range(5))  # a class it never saw is never predicted
+    assert clf.score(x_test, y_test) == pytest.approx(np.mean(predicted == y_test))
+    assert clf.score(x_test[y_test >= 5], y_test[y_test >= 5]) == 0

@@ -3,13 +3,17 @@
 import contextlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from skimgclf._cli_params import parse_grid, parse_settings
 from skimgclf.cli import main
@@ -348,7 +352,7 @@ def test_debug_shows_the_exception(small_layout, tmp_path):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "nosuch=1"],
-     "no parameter 'nosuch'; valid names: batch_size"),
+     "no parameter 'nosuch'; valid names: batch_"),
     (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "dropout"],
      "expected name=value"),
     (["tune", "t.csv", "--images", "i", "--model-dir", "m", "--grid", "units=1/2"],
@@ -391,3 +395,101 @@ def test_demo_full_without_the_dataset(tmp_path):
     status, _, err = run("demo", "--full", "--data-dir", tmp_path, "--workdir", tmp_path / "d")
     assert_one_line_error(status, err, "Fashion-MNIST", str(tmp_path))
     assert not (tmp_path / "d").exists()
+
+
+class DieInWideNetwork(keras.callbacks.Callback):
+    """Kill the process training a network of two convolutions, as the OOM killer would.
+
+    Defined here, at module level, so that joblib's workers can unpickle it by name.
+    """
+
+    def on_train_begin(self, logs=None):
+        if sum("conv" in layer.name for layer in self.model.layers) > 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_tune_says_a_parallel_worker_died(small_layout, tmp_path, monkeypatch):
+    from skimgclf import _cli_jobs
+
+    layout, *_ = small_layout
+    classifier = _cli_jobs._classifier
+    monkeypatch.setattr(_cli_jobs, "_classifier", lambda settings, console: classifier(
+        settings, console).set_params(callbacks=[DieInWideNetwork]))
+    status, _, err = run("tune", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png", "--cv", "2",
+                         "--n-jobs", "2", "--grid", "filters=4/4,8", "--set", "dense_units=8",
+                         "--epochs", "1")
+    assert_one_line_error(status, err, "worker process died", "SIGKILL", "--n-jobs 1")
+    assert not (tmp_path / "model").exists()
+
+
+# Wrong data: each case is a clear error naming the file and the fix, or a behaviour stated in
+# docs/reliability.md.
+
+
+def test_train_blank_image_name_names_the_line(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train.loc[5, "id"] = None
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    # The CSV's line, not a row of the shuffled training part.
+    assert_one_line_error(status, err, "train.csv: 1 rows have no 'id' (line 7)",
+                          "fill or drop")
+    assert not (tmp_path / "model").exists()
+
+
+def test_predict_blank_image_name_names_the_line(trained, tmp_path):
+    root, model_dir, _ = trained
+    test = pd.read_csv(root / "test.csv", dtype=str)
+    test.loc[2, "filename"] = None
+    test.to_csv(tmp_path / "test.csv", index=False)
+    status, _, err = run("predict", tmp_path / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", tmp_path / "submission.csv")
+    assert_one_line_error(status, err, "test.csv: 1 rows have no 'filename' (line 4)")
+    assert not (tmp_path / "submission.csv").exists()
+
+
+def test_train_one_class_is_refused_before_loading(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train["label"] = "3"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, "every row has the label '3' in 'label'",
+                          "at least two classes", "--label-column")
+    assert not (tmp_path / "model").exists()
+
+
+def test_train_holdout_taking_every_image_of_a_class(small_layout, tmp_path):
+    layout, *_ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train.loc[[0, 1], "label"] = "99"
+    train.to_csv(tmp_path / "train.csv", index=False)
+    # Stratified, a 0.9 holdout still takes both images of class 99: Keras would have failed
+    # deep in training on a label outside the network's outputs.
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png",
+                         "--validation-split", "0.9")
+    assert_one_line_error(status, err, "leaves no training image of class 99;",
+                          "lower --validation-split")
+    assert not (tmp_path / "model").exists()
+
+
+def test_predict_images_of_another_size_than_training(trained, small_layout, tmp_path):
+    root, model_dir, _ = trained
+    _, _, _, x_test, _ = small_layout
+    test = pd.read_csv(root / "test.csv")
+    folder = tmp_path / "large"
+    folder.mkdir()
+    for name, pixels in zip(test["filename"], x_test, strict=True):
+        Image.fromarray(pixels).resize((56, 56)).save(folder / name)
+    status, _, err = run("predict", root / "test.csv", "--images", folder,
+                         "--model-dir", model_dir, "-o", tmp_path / "submission.csv")
+    # Without --target-size at training, the network takes the training size only.
+    assert_one_line_error(status, err, "images of shape (56, 56, 1)",
+                          "the network takes (28, 28, 1)")
+    assert not (tmp_path / "submission.csv").exists()

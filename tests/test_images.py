@@ -337,3 +337,13 @@ class TestResolveImagePath:
         for name in ("folder.png", "pipe.png", "sub/pipe.png"):
             with pytest.raises(ImageLoadError, match="row 7.*not a regular file"):
                 resolve_image_path(name, root, WHERE)
+
+    @pytest.mark.parametrize("name", ["loop.png", "sub/loop.png", "x" * 300 + ".png",
+                                      "\ud800.png"])
+    def test_unreachable_names_are_image_load_errors(self, tmp_path, name):
+        # Found by fuzzing: a symbolic-link loop, a name longer than the file system allows and
+        # a lone surrogate escaped as a bare OSError or UnicodeEncodeError without the row.
+        (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+        (tmp_path / "sub").symlink_to(tmp_path / "sub")
+        with pytest.raises(ImageLoadError, match=r"row 7\): (cannot be reached|the name is not)"):
+            resolve_image_path(name, os.path.realpath(tmp_path), WHERE)

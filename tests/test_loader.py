@@ -3,6 +3,7 @@
 import logging
 import os
 import pickle
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,16 @@ def test_repeated_rows_decode_each_file_once(folder, caplog):
     np.testing.assert_array_equal(out, scaled(images[rows]))
     record = load_records(caplog)[-1]
     assert (record.n_images, record.n_decoded, record.n_from_cache) == (6, 3, 0)
+
+
+def test_files_not_named_in_x_are_never_read(folder):
+    root, images = folder
+    # Files the rows do not name may be anything: a corrupt file, another size, a folder.
+    (root / "corrupt.png").write_bytes(b"not an image")
+    Image.fromarray(images[0][:20]).save(root / "small.png")
+    (root / "sub.png").mkdir()
+    out = ImageFolderLoader(root, suffix=".png").transform([1, 2])
+    np.testing.assert_array_equal(out, scaled(images[[1, 2]]))
 
 
 def test_progress_bar_only_for_large_inputs(layout, train, capsys):
@@ -376,7 +387,51 @@ def test_cache_settings_are_part_of_the_key(folder, tmp_path_factory):
                               ).transform(range(4))
     assert grey.shape[1:] == (28, 28, 1) and rgb.shape[1:] == (28, 28, 3)
     assert small.shape[1:] == (7, 7, 1)
-    assert len(os.listdir(cache)) == 12
+    entries = Counter(os.path.splitext(name)[1] for name in os.listdir(cache))
+    assert entries == {".pixels": 12, ".block": 3}
+
+
+def test_cache_repeated_transform_reads_one_block(folder, tmp_path_factory, caplog):
+    root, images = folder
+    cache = tmp_path_factory.mktemp("cache")
+    loader = ImageFolderLoader(root, suffix=".png", cache=cache)
+    first = loader.transform(range(12))
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    # The block alone answers: with the image entries gone, nothing is decoded.
+    for name in os.listdir(cache):
+        if name.endswith(".pixels"):
+            os.unlink(cache / name)
+    again = clone(loader).transform(range(12))
+    np.testing.assert_array_equal(again, first)
+    assert type(again) is np.ndarray and again.dtype == np.float32
+    assert [(r.n_decoded, r.n_from_cache) for r in load_records(caplog)] == [(0, 12)]
+    # Another list of the same files is another block, built from the image entries left.
+    subset = clone(loader).transform([3, 1])
+    np.testing.assert_array_equal(subset, first[[3, 1]])
+    assert load_records(caplog)[-1].n_decoded == 2
+
+
+def test_cache_uint8_output_is_mapped_from_the_cache(folder, tmp_path_factory):
+    root, images = folder
+    cache = tmp_path_factory.mktemp("cache")
+    loader = ImageFolderLoader(root, suffix=".png", rescale=None, dtype="uint8", cache=cache)
+    for _ in range(2):  # built, then found
+        mapped = loader.transform(range(12))
+        assert isinstance(mapped, np.memmap)
+        np.testing.assert_array_equal(mapped[..., 0], images)
+        # Copy-on-write: the caller may change its array, never the cache.
+        mapped[:] = 0
+    np.testing.assert_array_equal(loader.transform(range(12))[..., 0], images)
+
+
+def test_cache_failed_transform_leaves_no_block(folder, tmp_path_factory):
+    root, images = folder
+    Image.fromarray(images[0][:20]).save(root / "odd.png")
+    cache = tmp_path_factory.mktemp("cache")
+    loader = ImageFolderLoader(root, suffix=".png", cache=cache)
+    with pytest.raises(ImageLoadError, match="differ in size"):
+        loader.transform(["0", "1", "odd"])
+    assert not [name for name in os.listdir(cache) if not name.endswith(".pixels")]
 
 
 def flatten(images):

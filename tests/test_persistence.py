@@ -1,6 +1,8 @@
 """Model folders: Keras's native file plus JSON, atomic writes, clear errors on damage."""
 
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import keras
@@ -180,3 +182,85 @@ def test_accepts_str_and_path(fitted, tmp_path):
     save_model(fitted, str(tmp_path / "a"))
     assert isinstance(load_model(str(tmp_path / "a")), CNNClassifier)
     assert isinstance(load_model(Path(tmp_path / "a")), CNNClassifier)
+
+
+# Tampered model folders: whoever can write the folder can also fix up the checksum, so Keras's
+# safe mode is what must stop code from running.
+
+
+def _rewrite_network(directory, model):
+    """Replace the folder's network by ``model``, recording its checksum as save_model does."""
+    model.save(directory / MODEL_FILE)
+    _record_checksum(directory)
+
+
+def _record_checksum(directory):
+    path = directory / ESTIMATOR_FILE
+    description = json.loads(path.read_text())
+    digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
+    description["fitted"]["model_sha256"] = digest
+    path.write_text(json.dumps(description))
+
+
+def test_lambda_layer_with_code_is_refused_without_running_it(fitted, tmp_path):
+    directory = save_model(fitted, tmp_path / "model")
+    ran = tmp_path / "ran.txt"
+    # A str, not a Path, for Keras to serialize with the lambda.
+    marker = str(ran)
+    inputs = keras.Input(fitted.image_shape_)
+    trap = keras.layers.Lambda(lambda x: (open(marker, "w").close(), x)[1])
+    _rewrite_network(directory, keras.Model(inputs, fitted.model_(trap(inputs))))
+    ran.unlink()  # building the model ran the lambda once
+    with pytest.raises(ValueError, match=rf"{MODEL_FILE} cannot be loaded.*Lambda.*save the "
+                                         "model again"):
+        load_model(directory)
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("module, name", [("os", "system"), ("subprocess", "Popen"),
+                                          ("builtins", "exec")])
+def test_config_naming_a_module_outside_keras_is_refused(fitted, tmp_path, module, name):
+    directory = save_model(fitted, tmp_path / "model")
+    ran = tmp_path / "ran.txt"
+    with zipfile.ZipFile(directory / MODEL_FILE) as archive:
+        members = {member: archive.read(member) for member in archive.namelist()}
+    config = json.loads(members["config.json"])
+    layer = config["config"]["layers"][1]
+    layer.update(module=module, class_name=name, registered_name=None)
+    layer["config"].update(command=f"touch {ran}", args=["touch", str(ran)])
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(directory / MODEL_FILE, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    _record_checksum(directory)
+    with pytest.raises(ValueError, match=f"{MODEL_FILE} cannot be loaded"):
+        load_model(directory)
+    assert not ran.exists()
+
+
+def test_damaged_network_with_a_matching_checksum_is_named(fitted, tmp_path):
+    directory = save_model(fitted, tmp_path / "model")
+    content = bytearray((directory / MODEL_FILE).read_bytes())
+    content[len(content) // 2:len(content) // 2 + 64] = bytes(64)
+    (directory / MODEL_FILE).write_bytes(bytes(content))
+    _record_checksum(directory)
+    with pytest.raises(ValueError, match=f"{MODEL_FILE} cannot be loaded.*save the model again"):
+        load_model(directory)
+
+
+def test_wrong_checksum_names_both_files_and_the_fix(fitted, tmp_path):
+    directory = save_model(fitted, tmp_path / "model")
+    path = directory / ESTIMATOR_FILE
+    description = json.loads(path.read_text())
+    description["fitted"]["model_sha256"] = "0" * 64
+    path.write_text(json.dumps(description))
+    with pytest.raises(ValueError, match=rf"{MODEL_FILE} does not match the checksum recorded "
+                                         rf"in .*{ESTIMATOR_FILE}.*save the model again"):
+        load_model(directory)
+
+
+def test_an_extra_file_is_ignored(fitted, images, tmp_path):
+    _, _, x_test = images
+    directory = save_model(fitted, tmp_path / "model")
+    (directory / "extra.pkl").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR.")
+    np.testing.assert_array_equal(load_model(directory).predict(x_test), fitted.predict(x_test))

@@ -45,7 +45,7 @@ STRONG = {
     "dense_dropout": 0.3,
     "batch_norm": True,
     "lr_schedule": "cosine",
-    "epochs": 8,
+    "epochs": 7,
     "batch_size": 64,
 }
 

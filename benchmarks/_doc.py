@@ -1,5 +1,6 @@
 """The benchmarks' shared way of updating their own section of a page of docs/."""
 
+import platform
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -25,3 +26,15 @@ def write_section(name, section, doc=DOC, prefix="bench"):
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text)
+
+
+def cpu_model():
+    """The processor's model name, for the machine line beside every figure."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from _doc import DOC, markers, write_section  # noqa: E402  (beside this script)
+from _doc import DOC, cpu_model, markers, write_section  # noqa: E402  (beside this script)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -39,12 +39,7 @@ GRID = {"learning_rate": [0.001, 0.003], "dropout": [0.0, 0.25]}
 
 def machine_facts():
     """Cores, CPU model and versions, as one sentence."""
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, Keras "
             f"{keras.__version__}, Dask {dask_version}, joblib {joblib.__version__}")
 

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _doc import write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, write_section  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
@@ -153,8 +153,7 @@ def score(submission, y_test):
 
 
 def machine_line():
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
+    model = cpu_model()
     import keras
     import tensorflow as tf
 

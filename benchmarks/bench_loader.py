@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from _doc import markers, write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, markers, write_section  # noqa: E402  (beside this script)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -106,12 +106,7 @@ def write_photos(folder, count, seed=0):
 
 
 def machine_facts():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     import keras
 
     return (f"{os.cpu_count()} cores, {model}; load average at the start {_load()}; Python "

@@ -16,7 +16,6 @@ rewrites its section of ``docs/scaling.md`` unless given ``--no-doc``.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _doc import write_section  # beside this script
+from _doc import cpu_model, write_section  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
@@ -138,8 +137,7 @@ def run(layout, cache, mode, epochs, network):
 
 
 def report(results, args, n_images):
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
+    model = cpu_model()
     float_gb = n_images * 28 * 28 * 4 / 1e9
     lines = ["<!-- scaling:out-of-core:start -->",
              "### Measured: 10× Fashion-MNIST out of core (`benchmarks/bench_out_of_core.py`)",

@@ -15,7 +15,6 @@ It needs only the package's own sample.
 import argparse
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd  # noqa: E402
-from _doc import write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, write_section  # noqa: E402  (beside this script)
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
@@ -96,8 +95,7 @@ def main():
 
 
 def report(rows, args, load_before, load_after):
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
+    model = cpu_model()
     n = args.n_images
     lines = ["<!-- bench:search:start -->",
              "## Grid search: decodes and cache (`benchmarks/bench_search.py`)", "",

@@ -26,7 +26,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from _doc import write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, write_section  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The case generators live beside the test that also draws them.
@@ -94,12 +94,7 @@ def table(counts, seconds):
 
 
 def machine_facts():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (f"{os.cpu_count()} cores, {model}; load average at the start {load}; Python "
             f"{platform.python_version()}, Pillow {PIL.__version__}, NumPy {np.__version__}")

@@ -7,7 +7,6 @@ crash leaves the previous epoch's; the finished model then replaces the model fo
 which takes the checkpoint away with it.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 
 from ._atomic import replacing_folder
+from .persistence import file_sha256
 
 FOLDER = "checkpoint"
 STATE_FILE = "checkpoint.json"
@@ -32,7 +32,7 @@ def describe_run(train_csv, images, spec, validation_split, cnn):
     """
     params = {name: value for name, value in cnn.get_params().items()
               if name not in _IGNORED_PARAMS}
-    run = {"train_csv_sha256": _sha256(train_csv), "images": str(Path(images).resolve()),
+    run = {"train_csv_sha256": file_sha256(train_csv), "images": str(Path(images).resolve()),
            "spec": vars(spec), "validation_split": validation_split, "params": params}
     # Tuples come back from JSON as lists: compare what was written with what was read.
     return json.loads(json.dumps(run, default=str))
@@ -58,7 +58,7 @@ class Checkpoint(keras.callbacks.Callback):
         with replacing_folder(self.folder, markers=(STATE_FILE,)) as stage:
             self.model.save(stage / MODEL_FILE)
             state = {"format": FORMAT, "epochs_done": epoch + 1,
-                     "model_sha256": _sha256(stage / MODEL_FILE), "run": self.run,
+                     "model_sha256": file_sha256(stage / MODEL_FILE), "run": self.run,
                      "history": self.history}
             (stage / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
@@ -89,7 +89,7 @@ def load(folder, run):
                          f"{', '.join(differences)}; resume with the same data and options, "
                          f"or drop --resume to start over")
     model_path = folder / MODEL_FILE
-    if not model_path.is_file() or _sha256(model_path) != state["model_sha256"]:
+    if not model_path.is_file() or file_sha256(model_path) != state["model_sha256"]:
         raise ValueError(f"{model_path} is missing or does not match {folder / STATE_FILE}; "
                          f"drop --resume to start over")
     return state, keras.saving.load_model(model_path, safe_mode=True)
@@ -103,11 +103,3 @@ def continue_training(cnn, state, model, x, y):
     if done < cnn.epochs:
         cnn._fit(x, y, None, warm_start=True, epochs=cnn.epochs - done, initial_epoch=done)
     return cnn
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -77,7 +77,7 @@ def save_model(estimator, directory):
     }
     with replacing_folder(directory, markers=(ESTIMATOR_FILE,)) as stage:
         classifier.model_.save(stage / MODEL_FILE)
-        description["fitted"]["model_sha256"] = _sha256(stage / MODEL_FILE)
+        description["fitted"]["model_sha256"] = file_sha256(stage / MODEL_FILE)
         (stage / ESTIMATOR_FILE).write_text(json.dumps(description, indent=2) + "\n")
     return directory
 
@@ -125,7 +125,7 @@ def load_model(directory):
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{description_path} is damaged or not a skimgclf model "
                          f"description: {_reason(exc)}") from exc
-    if _sha256(model_path) != checksum:
+    if file_sha256(model_path) != checksum:
         raise ValueError(
             f"{model_path} does not match the checksum recorded in {description_path}: it was "
             "changed or damaged after saving; save the model again")
@@ -270,7 +270,8 @@ def _hashable(key):
     return tuple(key) if isinstance(key, list) else key
 
 
-def _sha256(path):
+def file_sha256(path):
+    """The SHA-256 of the file at ``path``, as hex (read a megabyte at a time)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):

@@ -2,9 +2,10 @@
 
 The network is the default one, the Keras tutorial's (Conv32 – Conv64 – MaxPool – Dropout –
 Dense128 – Dropout – softmax, Adam 1e-3), written out as the tutorial's ``Sequential`` for the
-raw Keras side; both train on the same Fashion-MNIST images (``../shared/data``) with batches
-of 32. Every contender runs in a fresh Python process, because TensorFlow's thread settings
-hold for the life of a process; the contenders take turns over ``--repeats`` rounds.
+raw Keras side; both train on the same Fashion-MNIST images (``../shared/data``) with
+CNNClassifier's default batch size, and raw Keras also with the tutorial's 32 and with 128.
+Every contender runs in a fresh Python process, because TensorFlow's thread settings hold for
+the life of a process; the contenders take turns over ``--repeats`` rounds.
 
 Reported per contender: seconds per epoch (median over the epochs after the first, which
 traces the step function), processor cores used while training (CPU time / wall time), the
@@ -32,7 +33,7 @@ from _doc import markers, write_section  # noqa: E402  (beside this script)
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
 START, END = markers("training")
-IMAGE_SHAPE, N_CLASSES, BATCH_SIZE = (28, 28, 1), 10, 32
+IMAGE_SHAPE, N_CLASSES = (28, 28, 1), 10
 
 # name → (what it is, worker settings). "runner" is "keras" (the tutorial's Sequential and
 # Model.fit) or "skimgclf" (CNNClassifier.fit with its defaults); "threads" is (intra, inter)
@@ -60,7 +61,9 @@ CONTENDERS = {
                                                                "max_images": 1280}),
     "keras-bf16": ("raw Keras, mixed_bfloat16 policy, first 1,280 images",
                    {"runner": "keras", "policy": "mixed_bfloat16", "max_images": 1280}),
-    "keras-batch128": ("raw Keras, batch 128 (not the default: fewer, larger steps)",
+    "keras-batch32": ("raw Keras, batch 32 (the tutorial's, Keras's default)",
+                      {"runner": "keras", "batch_size": 32}),
+    "keras-batch128": ("raw Keras, batch 128 (fewer, larger steps)",
                        {"runner": "keras", "batch_size": 128}),
 }
 
@@ -131,7 +134,7 @@ def work(settings):
             walls.append(time.perf_counter() - self.start[0])
             cpus.append(time.process_time() - self.start[1])
 
-    batch_size = settings.get("batch_size", BATCH_SIZE)
+    batch_size = settings.get("batch_size", default_batch_size())
     start = time.perf_counter()
     if settings["runner"] == "skimgclf":
         from skimgclf import CNNClassifier
@@ -159,6 +162,13 @@ def work(settings):
         threads = _thread_settings()
     return {"n_images": n, "walls": walls, "cpus": cpus, "losses": [float(v) for v in losses],
             "fit_time": fit_time, "accuracy": accuracy, "threads": threads}
+
+
+def default_batch_size():
+    """CNNClassifier's default batch size, which every contender uses unless it says."""
+    from skimgclf import CNNClassifier
+
+    return CNNClassifier().batch_size
 
 
 def _thread_settings():
@@ -303,7 +313,7 @@ def render(args, rows, ceilings, flops, load_before, load_after):
     float32 = [row for row in rows if not CONTENDERS[row["name"]][1].keys()
                & {"policy", "batch_size", "max_images"}]
     fastest = min(float32, key=lambda row: row["epoch"])
-    lines.append(f"Fastest at batch 32 in float32 (median s/epoch): "
+    lines.append(f"Fastest at batch {default_batch_size()} in float32 (median s/epoch): "
                  f"{CONTENDERS[fastest['name']][0]}.")
     return "\n".join([
         START,
@@ -314,7 +324,8 @@ def render(args, rows, ceilings, flops, load_before, load_after):
         f"(1, 5, 15 min) before: {load_before}; after: {load_after}.",
         "",
         f"{args.n_images:,} Fashion-MNIST training images, {args.epochs} epochs per fit, "
-        f"{args.repeats} fit(s) per contender, batch 32 unless said; s/epoch is the median "
+        f"{args.repeats} fit(s) per contender, batch {default_batch_size()} (CNNClassifier's "
+        "default) unless said; s/epoch is the median "
         "of the epochs after the first. Test accuracy on the 10,000 test images (after so "
         "few epochs it compares settings, it is not the network's best). "
         f"FLOPs: {flops / 1e6:.2f} M per image forward, training counted as 3× that. "

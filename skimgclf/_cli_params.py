@@ -1,5 +1,7 @@
 """Parse the command line's ``--set name=value`` and ``--grid name=v1/v2`` into parameters."""
 
+import ast
+
 
 class UsageError(ValueError):
     """A malformed command line: reported in one line with exit status 2."""
@@ -9,12 +11,32 @@ def parse_value(text, *, sequence=False):
     """Turn the text of one value into ``None``, a bool, an int, a float, a str or a tuple.
 
     ``"16,32"`` becomes ``(16, 32)``; with ``sequence`` (the parameter's default is a tuple) a
-    single item becomes a one-item tuple too, so that ``filters=16`` means ``(16,)``.
+    single item becomes a one-item tuple too, so that ``filters=16`` means ``(16,)``. Text in
+    brackets is a Python literal, for nested tuples such as the blocks of ``filters``:
+    ``"((32, 32), (64, 64))"``.
     """
+    if text.strip().startswith(("(", "[")):
+        return _parse_literal(text.strip())
     items = [_parse_scalar(item.strip()) for item in text.split(",")] if text.strip() else []
     if sequence or len(items) > 1:
         return tuple(items)
     return items[0] if items else ""
+
+
+def _parse_literal(text):
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise UsageError(f"{text!r} is not a Python literal; write tuples as in "
+                         f"'((32, 32), (64, 64))', quoted for the shell") from exc
+    return _as_tuples(value)
+
+
+def _as_tuples(value):
+    # Lists become tuples, as the estimators' tuple parameters expect.
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    return value
 
 
 def _parse_scalar(text):
@@ -49,8 +71,9 @@ def parse_settings(assignments, defaults, *, option="--set"):
         Parameter name to parsed value.
     """
     settings = {}
-    for name, text in (_split(item, defaults, option) for item in assignments):
-        settings[name] = parse_value(text, sequence=isinstance(defaults[name], tuple))
+    for item in assignments:
+        name, text = _split(item, defaults, option)
+        settings[name] = _parse(text, isinstance(defaults[name], tuple), item, option)
     return settings
 
 
@@ -67,11 +90,19 @@ def parse_grid(assignments, defaults, *, option="--grid"):
         Parameter name to the list of its candidate values.
     """
     grid = {}
-    for name, text in (_split(item, defaults, option) for item in assignments):
+    for item in assignments:
+        name, text = _split(item, defaults, option)
         sequence = isinstance(defaults[name], tuple)
         pieces = text.split("/") if "/" in text or sequence else text.split(",")
-        grid[name] = [parse_value(piece, sequence=sequence) for piece in pieces]
+        grid[name] = [_parse(piece, sequence, item, option) for piece in pieces]
     return grid
+
+
+def _parse(text, sequence, item, option):
+    try:
+        return parse_value(text, sequence=sequence)
+    except UsageError as exc:
+        raise UsageError(f"{option} {item!r}: {exc}") from None
 
 
 def _split(item, defaults, option):

@@ -117,8 +117,10 @@ class CNNClassifier(KerasClassifier):
         constant.
     epochs : int, default=10
         Passes over the training data per ``fit``.
-    batch_size : int, default=32
-        Samples per gradient step, and per prediction batch.
+    batch_size : int, default=64
+        Samples per gradient step, and per prediction batch. 64 rather than Keras's 32:
+        training runs about an eighth faster on a CPU and reaches the same accuracy after the
+        same epochs (docs/benchmarks.md).
     validation_split : float, default=0.0
         Fraction of the training data held out to report ``val_loss`` and ``val_accuracy`` in
         ``history_``. The held-out samples are drawn at random (seeded by ``random_state``),
@@ -220,7 +222,7 @@ class CNNClassifier(KerasClassifier):
 
     def __init__(self, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
                  dense_units=128, dense_dropout=0.5, batch_norm=False, optimizer="adam",
-                 learning_rate=0.001, lr_schedule=None, epochs=10, batch_size=32,
+                 learning_rate=0.001, lr_schedule=None, epochs=10, batch_size=64,
                  validation_split=0.0, early_stopping=False, patience=3, input_shape=None,
                  device=None, callbacks=None, class_weight=None, warm_start=False,
                  random_state=None, verbose=0):

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skimgclf._cli_params import parse_grid, parse_settings
+from skimgclf._cli_params import UsageError, parse_grid, parse_settings
 from skimgclf.cli import main
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.persistence import load_model
@@ -389,6 +389,16 @@ def test_settings_are_parsed_by_the_kind_of_each_parameter():
                                         "random_state": None, "optimizer": "sgd", "epochs": 5}
     assert parse_grid(["filters=16,32/32,64", "dropout=0.25,0.5", "epochs=3/6"], defaults) == {
         "filters": [(16, 32), (32, 64)], "dropout": [0.25, 0.5], "epochs": [3, 6]}
+
+
+def test_bracketed_settings_are_python_literals_such_as_blocks_of_filters():
+    defaults = {"filters": (32, 64)}
+    assert parse_settings(["filters=((32, 32), [64, 64])"], defaults) == {
+        "filters": ((32, 32), (64, 64))}
+    assert parse_grid(["filters=((16,), (32,))/(16, 32)"], defaults) == {
+        "filters": [((16,), (32,)), (16, 32)]}
+    with pytest.raises(UsageError, match=r"--set 'filters=\(\(32,': .*not a Python literal"):
+        parse_settings(["filters=((32,"], defaults)
 
 
 def test_demo_full_without_the_dataset(tmp_path):

@@ -16,7 +16,9 @@ def parse_value(text, *, sequence=False):
     ``"((32, 32), (64, 64))"``.
     """
     if text.strip().startswith(("(", "[")):
-        return _parse_literal(text.strip())
+        value = _parse_literal(text.strip())
+        # "(64)" is 64 to Python, but a tuple parameter means the one-item tuple.
+        return (value,) if sequence and not isinstance(value, tuple) else value
     items = [_parse_scalar(item.strip()) for item in text.split(",")] if text.strip() else []
     if sequence or len(items) > 1:
         return tuple(items)

@@ -395,8 +395,8 @@ def test_bracketed_settings_are_python_literals_such_as_blocks_of_filters():
     defaults = {"filters": (32, 64)}
     assert parse_settings(["filters=((32, 32), [64, 64])"], defaults) == {
         "filters": ((32, 32), (64, 64))}
-    assert parse_grid(["filters=((16,), (32,))/(16, 32)"], defaults) == {
-        "filters": [((16,), (32,)), (16, 32)]}
+    assert parse_grid(["filters=((16,), (32,))/(16, 32)/(64)"], defaults) == {
+        "filters": [((16,), (32,)), (16, 32), (64,)]}
     with pytest.raises(UsageError, match=r"--set 'filters=\(\(32,': .*not a Python literal"):
         parse_settings(["filters=((32,"], defaults)
 

@@ -119,7 +119,7 @@ class CNNClassifier(KerasClassifier):
         Passes over the training data per ``fit``.
     batch_size : int, default=64
         Samples per gradient step, and per prediction batch. 64 rather than Keras's 32:
-        training runs about an eighth faster on a CPU and reaches the same accuracy after the
+        training runs about 14 % faster on a CPU and reaches the same accuracy after the
         same epochs (docs/benchmarks.md).
     validation_split : float, default=0.0
         Fraction of the training data held out to report ``val_loss`` and ``val_accuracy`` in

@@ -7,15 +7,19 @@ CNNClassifier's default batch size, and raw Keras also with the tutorial's 32 an
 Every contender runs in a fresh Python process, because TensorFlow's thread settings hold for
 the life of a process; the contenders take turns over ``--repeats`` rounds.
 
+CNNClassifier and raw Keras also take turns in one process, an epoch each per turn, so that
+both meet the same host speeds: this machine's epochs jump between two speed levels, which
+separate processes meet at random.
+
 Reported per contender: seconds per epoch (median over the epochs after the first, which
 traces the step function), processor cores used while training (CPU time / wall time), the
 achieved GFLOP/s (the network's multiply-adds counted per image, training ≈ 3× forward) and
 its fraction of a measured float32 matrix-multiply ceiling (2048×2048, NumPy and TensorFlow,
 same threads), and the test accuracy on the 10,000 test images.
 
-Run ``python benchmarks/bench_training.py`` (``--n-images``, ``--epochs`` and ``--repeats`` to
-make it shorter or longer, ``--only`` for some of the contenders); it prints a table and
-rewrites its section of ``docs/benchmarks.md`` unless given ``--no-doc``.
+Run ``python benchmarks/bench_training.py`` (``--n-images``, ``--epochs``, ``--repeats`` and
+``--turns`` to make it shorter or longer, ``--only`` for some of the contenders); it prints a
+table and rewrites its section of ``docs/benchmarks.md`` unless given ``--no-doc``.
 """
 
 import argparse
@@ -115,16 +119,94 @@ def work(settings):
     import keras
     import numpy as np
 
-    with np.load(FASHION) as data:
-        n = settings["n_images"]
-        x_train = (data["x_train"][:n] / np.float32(255))[..., np.newaxis]
-        y_train = data["y_train"][:n].astype("int64")
-        x_test = (data["x_test"] / np.float32(255))[..., np.newaxis]
-        y_test = data["y_test"]
+    n = settings["n_images"]
+    (x_train, y_train), (x_test, y_test) = fashion_images(n)
     if settings.get("policy"):
         keras.mixed_precision.set_global_policy(settings["policy"])
 
     walls, cpus = [], []
+    batch_size = settings.get("batch_size", default_batch_size())
+    start = time.perf_counter()
+    if settings["runner"] == "skimgclf":
+        from skimgclf import CNNClassifier
+
+        clf = CNNClassifier(epochs=settings["epochs"], batch_size=batch_size, random_state=0,
+                            callbacks=[epoch_timer(walls, cpus)])
+        clf.fit(x_train, y_train)
+        losses = clf.history_["loss"]
+        fit_time = time.perf_counter() - start
+        accuracy = clf.score(x_test, y_test)
+        threads = _thread_settings()
+    else:
+        keras.utils.set_random_seed(0)
+        model = compiled_tutorial_network(settings)
+        history = model.fit(x_train, y_train, batch_size=batch_size, epochs=settings["epochs"],
+                            callbacks=[epoch_timer(walls, cpus)], verbose=0)
+        losses = history.history["loss"]
+        fit_time = time.perf_counter() - start
+        proba = model.predict(x_test, batch_size=batch_size, verbose=0)
+        accuracy = float(np.mean(np.argmax(proba, axis=1) == y_test))
+        threads = _thread_settings()
+    return {"n_images": n, "walls": walls, "cpus": cpus, "losses": [float(v) for v in losses],
+            "fit_time": fit_time, "accuracy": accuracy, "threads": threads}
+
+
+def interleaved(settings):
+    """CNNClassifier.fit and raw Keras taking turns in this process, one epoch each per turn.
+
+    Returns the epoch times (Keras callbacks) and the times of whole ``fit`` calls (input
+    checks included) of each, the first turn, which traces the step functions, left out.
+    """
+    import keras
+
+    from skimgclf import CNNClassifier
+
+    (x_train, y_train), _ = fashion_images(settings["n_images"])
+    batch_size = default_batch_size()
+    epochs = {"skimgclf": [], "keras": []}
+    calls = {"skimgclf": [], "keras": []}
+    clf = CNNClassifier(epochs=1, batch_size=batch_size, warm_start=True, random_state=0,
+                        callbacks=[epoch_timer(epochs["skimgclf"], [])])
+    keras.utils.set_random_seed(0)
+    model = compiled_tutorial_network({})
+    keras_timer = epoch_timer(epochs["keras"], [])
+    fits = {"skimgclf": lambda: clf.fit(x_train, y_train),
+            "keras": lambda: model.fit(x_train, y_train, batch_size=batch_size, epochs=1,
+                                       callbacks=[keras_timer], verbose=0)}
+    for turn in range(settings["turns"] + 1):
+        # Each goes first every other turn, so neither always meets the other's aftermath.
+        for name in (("skimgclf", "keras") if turn % 2 else ("keras", "skimgclf")):
+            start = time.perf_counter()
+            fits[name]()
+            calls[name].append(time.perf_counter() - start)
+    return {name: {"epochs": epochs[name][1:], "calls": calls[name][1:]} for name in fits}
+
+
+def fashion_images(n):
+    """The first ``n`` Fashion-MNIST training images and all test images, (h, w, 1) in [0, 1]."""
+    import numpy as np
+
+    with np.load(FASHION) as data:
+        return (((data["x_train"][:n] / np.float32(255))[..., np.newaxis],
+                 data["y_train"][:n].astype("int64")),
+                ((data["x_test"] / np.float32(255))[..., np.newaxis], data["y_test"]))
+
+
+def compiled_tutorial_network(settings):
+    """The tutorial's Sequential, compiled as the tutorial does, with ``settings``' options."""
+    import keras
+
+    model = tutorial_network()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=settings.get("steps_per_execution", 1),
+                  jit_compile=settings.get("jit_compile", "auto"))
+    return model
+
+
+def epoch_timer(walls, cpus):
+    """A Keras callback appending each epoch's wall and CPU seconds to ``walls`` and ``cpus``."""
+    import keras
 
     class EpochTimer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -134,34 +216,7 @@ def work(settings):
             walls.append(time.perf_counter() - self.start[0])
             cpus.append(time.process_time() - self.start[1])
 
-    batch_size = settings.get("batch_size", default_batch_size())
-    start = time.perf_counter()
-    if settings["runner"] == "skimgclf":
-        from skimgclf import CNNClassifier
-
-        clf = CNNClassifier(epochs=settings["epochs"], batch_size=batch_size, random_state=0,
-                            callbacks=[EpochTimer()])
-        clf.fit(x_train, y_train)
-        losses = clf.history_["loss"]
-        fit_time = time.perf_counter() - start
-        accuracy = clf.score(x_test, y_test)
-        threads = _thread_settings()
-    else:
-        keras.utils.set_random_seed(0)
-        model = tutorial_network()
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      steps_per_execution=settings.get("steps_per_execution", 1),
-                      jit_compile=settings.get("jit_compile", "auto"))
-        history = model.fit(x_train, y_train, batch_size=batch_size, epochs=settings["epochs"],
-                            callbacks=[EpochTimer()], verbose=0)
-        losses = history.history["loss"]
-        fit_time = time.perf_counter() - start
-        proba = model.predict(x_test, batch_size=batch_size, verbose=0)
-        accuracy = float(np.mean(np.argmax(proba, axis=1) == y_test))
-        threads = _thread_settings()
-    return {"n_images": n, "walls": walls, "cpus": cpus, "losses": [float(v) for v in losses],
-            "fit_time": fit_time, "accuracy": accuracy, "threads": threads}
+    return EpochTimer()
 
 
 def default_batch_size():
@@ -250,6 +305,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3,
                         help="epochs per fit; the first is left out of the timing")
     parser.add_argument("--repeats", type=int, default=1, help="fits per contender")
+    parser.add_argument("--turns", type=int, default=8,
+                        help="turns of CNNClassifier and raw Keras in one process (0: none)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS,
                         help="run these contenders only")
     parser.add_argument("--no-doc", action="store_true",
@@ -258,7 +315,9 @@ def main():
     args = parser.parse_args()
     if args.worker:
         settings = json.loads(args.worker)
-        print(json.dumps(matmul_ceiling() if settings.get("ceiling") else work(settings)))
+        job = (matmul_ceiling if settings.get("ceiling")
+               else interleaved if settings.get("turns") else work)
+        print(json.dumps(job() if job is matmul_ceiling else job(settings)))
         return
     if not FASHION.exists():
         print(f"bench_training skipped: {FASHION} not found (the full Fashion-MNIST is not "
@@ -277,16 +336,17 @@ def main():
             settings["n_images"] = min(args.n_images, settings.get("max_images", args.n_images))
             runs[name].append(run_worker(settings))
             print(f"{name}: {runs[name][-1]['walls']}", file=sys.stderr)
+    turns = args.turns and run_worker({"turns": args.turns, "n_images": args.n_images})
     load_after = _load()
     flops = network_flops()
     rows = [summarise(name, runs[name], flops, ceiling) for name in names]
-    section = render(args, rows, ceilings, flops, load_before, load_after)
+    section = render(args, rows, ceilings, flops, turns, load_before, load_after)
     print(section)
     if not args.no_doc:
         write_section("training", section)
 
 
-def render(args, rows, ceilings, flops, load_before, load_after):
+def render(args, rows, ceilings, flops, turns, load_before, load_after):
     import keras
     import numpy as np
 
@@ -310,6 +370,19 @@ def render(args, rows, ceilings, flops, load_before, load_after):
             f"{keras_row['epoch'] / ours['epoch']:.2f}** on the medians, "
             f"{keras_row['spread'][0] / ours['spread'][0]:.2f} on the fastest epochs "
             "(goal ≥ 0.95).")
+    if turns:
+        ours, raw = turns["skimgclf"], turns["keras"]
+        epoch_ratio = statistics.median(k / s for k, s in zip(raw["epochs"], ours["epochs"],
+                                                                   strict=True))
+        call_ratio = statistics.median(k / s for k, s in zip(raw["calls"], ours["calls"],
+                                                                  strict=True))
+        lines.append(
+            f"Taking turns in one process ({args.turns} turns after a first that traces, one "
+            f"epoch each per turn, the same {args.n_images:,} images): CNNClassifier "
+            f"{statistics.median(ours['epochs']):.2f} s/epoch against raw Keras "
+            f"{statistics.median(raw['epochs']):.2f} (medians); raw Keras ÷ CNNClassifier, "
+            f"median of the turns' ratios: **{epoch_ratio:.2f}** per epoch, "
+            f"{call_ratio:.2f} per whole `fit` call, input checks included (goal ≥ 0.95).")
     float32 = [row for row in rows if not CONTENDERS[row["name"]][1].keys()
                & {"policy", "batch_size", "max_images"}]
     fastest = min(float32, key=lambda row: row["epoch"])

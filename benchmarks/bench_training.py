@@ -315,9 +315,13 @@ def main():
     args = parser.parse_args()
     if args.worker:
         settings = json.loads(args.worker)
-        job = (matmul_ceiling if settings.get("ceiling")
-               else interleaved if settings.get("turns") else work)
-        print(json.dumps(job() if job is matmul_ceiling else job(settings)))
+        if settings.get("ceiling"):
+            result = matmul_ceiling()
+        elif settings.get("turns"):
+            result = interleaved(settings)
+        else:
+            result = work(settings)
+        print(json.dumps(result))
         return
     if not FASHION.exists():
         print(f"bench_training skipped: {FASHION} not found (the full Fashion-MNIST is not "

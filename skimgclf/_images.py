@@ -3,6 +3,9 @@
 import io
 import os
 import stat
+import threading
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile
@@ -61,6 +64,9 @@ _POSTSCRIPT_SIGNATURES = (b"%!PS", b"\xc5\xd0\xd3\xc6")
 # buffered reads; larger ones are streamed, so that a huge non-image file is refused by its
 # header instead of being read into memory.
 _READ_WHOLE_MAX = 64 * 2**20
+# The end of the message refusing an image over the decompression-bomb limit.
+_RAISE_THE_LIMIT = ("If the file is trusted, raise the limit before loading: "
+                    "PIL.Image.MAX_IMAGE_PIXELS = {pixels} (None turns the guard off).")
 
 
 class RowName:
@@ -202,17 +208,20 @@ def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cach
     Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = pil_limits
     block = None if shape is None else np.empty((len(paths), *shape), np.uint8)
     mismatched = []
-    for index, path in enumerate(paths):
-        pixels = decode_image(path, wheres[index], mode=mode, size=size, resample=resample)
-        if cache is not None:
-            cache.put(cache.entry(path, versions[index]), pixels)
-        if block is None:
-            shape = pixels.shape
-            block = np.empty((len(paths), *shape), np.uint8)
-        if pixels.shape == shape:
-            block[index] = pixels
-        else:
-            mismatched.append((index, pixels.shape))
+    # A worker process runs this on its main thread: its warnings would reach the terminal.
+    with silence_bomb_warnings():
+        for index, path in enumerate(paths):
+            pixels = decode_image(path, wheres[index], mode=mode, size=size, resample=resample,
+                                  max_pixels=pil_limits[0])
+            if cache is not None:
+                cache.put(cache.entry(path, versions[index]), pixels)
+            if block is None:
+                shape = pixels.shape
+                block = np.empty((len(paths), *shape), np.uint8)
+            if pixels.shape == shape:
+                block[index] = pixels
+            else:
+                mismatched.append((index, pixels.shape))
     return block, mismatched
 
 
@@ -221,7 +230,28 @@ def pil_limits():
     return Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
 
 
-def decode_image(path, where, *, mode, size, resample):
+@contextmanager
+def silence_bomb_warnings():
+    """Keep PIL's DecompressionBombWarning from being shown, on the main thread only.
+
+    The warning concerns images over ``PIL.Image.MAX_IMAGE_PIXELS``, which
+    :func:`decode_image` refuses anyway; shown, it would only precede the error. Python's
+    warning filters are global to the process, and ``warnings.catch_warnings`` restores them
+    from a copy: two threads inside it at once can leave them changed for good. The loader
+    decodes on the calling thread, on joblib's threads while the calling thread waits, or on
+    the main thread of worker processes; so only the main thread changes the filters, and no
+    other thread of the loader does meanwhile. Called from any other thread, this does
+    nothing: the warning may be shown there, and the image is refused all the same.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def decode_image(path, where, *, mode, size, resample, max_pixels):
     """Decode one image file into an array of 8-bit pixels.
 
     Parameters
@@ -236,6 +266,9 @@ def decode_image(path, where, *, mode, size, resample):
         ``(width, height)`` to resize to (PIL's order), or None to keep the file's size.
     resample : PIL.Image.Resampling
         The resampling filter used when resizing.
+    max_pixels : int or None
+        The most pixels an image may have, ``PIL.Image.MAX_IMAGE_PIXELS`` of the caller; None
+        for no limit.
 
     Returns
     -------
@@ -245,17 +278,25 @@ def decode_image(path, where, *, mode, size, resample):
     Raises
     ------
     ImageLoadError
-        If the file cannot be decoded, for whatever reason, or trips PIL's decompression-bomb
-        guard.
+        If the file cannot be decoded, for whatever reason, or declares more than
+        ``max_pixels`` pixels (found from its header, before any pixel is decoded).
     """
     try:
         with _open_file(path) as file, Image.open(file, formats=_formats(file)) as image:
+            _check_pixels(image, max_pixels)
             return _decode(image, mode, size, resample)
+    except _TooManyPixelsError as err:
+        width, height = err.size
+        raise ImageLoadError(
+            f"{where}: refused by the decompression-bomb guard ({width}×{height} = "
+            f"{err.pixels:,} pixels, over PIL.Image.MAX_IMAGE_PIXELS = {max_pixels:,}). "
+            f"{_RAISE_THE_LIMIT.format(pixels=err.pixels)}"
+        ) from None
     except Image.DecompressionBombError as err:
         raise ImageLoadError(
-            f"{where}: refused by PIL's decompression-bomb guard ({err}). If the file is "
-            "trusted, raise the limit before loading: PIL.Image.MAX_IMAGE_PIXELS = "
-            "<pixels> (None turns the guard off)."
+            f"{where}: refused by PIL's decompression-bomb guard ({str(err).rstrip('.')}; "
+            f"PIL refuses images of over twice PIL.Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS:,}). {_RAISE_THE_LIMIT.format(pixels='<pixels>')}"
         ) from err
     except _PostScriptError as err:
         raise ImageLoadError(f"{where}: is PostScript (EPS), which PIL reads by running "
@@ -273,6 +314,27 @@ def decode_image(path, where, *, mode, size, resample):
 
 class _PostScriptError(Exception):
     """The file is PostScript, which is refused."""
+
+
+class _TooManyPixelsError(Exception):
+    """The image has more pixels than the limit: ``size`` and their number, ``pixels``."""
+
+    def __init__(self, size, pixels):
+        super().__init__(size, pixels)
+        self.size = size
+        self.pixels = pixels
+
+
+def _check_pixels(image, max_pixels):
+    """Raise _TooManyPixelsError if the opened ``image`` has more than ``max_pixels`` pixels.
+
+    PIL refuses images of over twice its limit on opening, but between the limit and twice
+    it only warns, then decodes them whole.
+    """
+    # Counted as PIL counts them, so that every image PIL warns about is refused.
+    pixels = max(1, image.width) * max(1, image.height)
+    if max_pixels is not None and pixels > max_pixels:
+        raise _TooManyPixelsError(image.size, pixels)
 
 
 def _open_file(path):

@@ -2,9 +2,9 @@
 
 import logging
 import math
-import numbers
 import os
 from collections import Counter, namedtuple
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +13,11 @@ from joblib import Parallel, delayed, effective_n_jobs
 from PIL import Image
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from tqdm.auto import tqdm
 
 from ._cache import DecodedImageCache
+from ._constraints import Rule
 from ._images import (
     CHANNELS,
     COLOR_MODES,
@@ -24,6 +26,7 @@ from ._images import (
     decode_block,
     pil_limits,
     resolve_image_path,
+    silence_bomb_warnings,
 )
 from .exceptions import ImageLoadError
 
@@ -44,6 +47,21 @@ _THREADS_MIN_FILE_BYTES = 32 * 2**10
 _SHOWN = 5
 
 _Settings = namedtuple("_Settings", "mode size resample dtype rescale pil_limits")
+
+
+def _is_size(value):
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(side, Integral) and not isinstance(side, bool)
+                    and side > 0 for side in value))
+
+
+def _is_pixel_dtype(value):
+    """Whether NumPy reads ``value`` as a float type, or an integer type holding 0-255."""
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError):
+        return False
+    return dtype.kind == "f" or (dtype.kind in "iu" and np.can_cast(np.uint8, dtype))
 
 
 class ImageFolderLoader(TransformerMixin, BaseEstimator):
@@ -132,7 +150,25 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
     (60000, 28, 28, 1)
     """
 
-    def __init__(self, image_dir, path_column=None, suffix="", color_mode="grayscale",
+    _parameter_constraints = {
+        "image_dir": [str, os.PathLike],
+        # Any label a DataFrame's column may have: fit and transform look it up in X.
+        "path_column": "no_validation",
+        "suffix": [str],
+        "color_mode": [StrOptions(set(COLOR_MODES))],
+        "target_size": [None, Rule(_is_size, "a (height, width) tuple of two positive ints "
+                                              "(the channels come from color_mode)")],
+        "interpolation": [StrOptions(set(INTERPOLATIONS))],
+        "rescale": [None, Interval(Real, None, None, closed="neither")],
+        "dtype": [Rule(_is_pixel_dtype, "a numpy float type such as 'float32', or an integer "
+                                         "type holding 0-255 such as 'uint8'")],
+        "n_jobs": [None, Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left")],
+        "cache": [None, str, os.PathLike],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, image_dir, *, path_column=None, suffix="", color_mode="grayscale",
                  target_size=None, interpolation="bilinear", rescale=1 / 255, dtype="float32",
                  n_jobs=None, cache=None, verbose=False):
         self.image_dir = image_dir
@@ -164,7 +200,8 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         self : ImageFolderLoader
             The loader, unchanged.
         """
-        self._check_params()
+        self._validate_params()
+        self._settings()
         _image_names(X, self.path_column, self.suffix)
         return self
 
@@ -193,7 +230,8 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
             If files are missing (one error for all of them), unsafe, corrupt or of different
             sizes without ``target_size``.
         """
-        settings = self._check_params()
+        self._validate_params()
+        settings = self._settings()
         names, labels = _image_names(X, self.path_column, self.suffix)
         root = os.path.realpath(os.fspath(self.image_dir))
         if not os.path.isdir(root):
@@ -241,23 +279,26 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         n_workers = max(1, min(effective_n_jobs(self.n_jobs), len(todo) // _MIN_CHUNK))
         chunks = _chunks(todo, n_workers, output.image_bytes)
         shape = output.array.shape[1:]
-        if n_workers > 1:
-            # Small files are mostly PIL's Python code, which holds the GIL: processes. Large
-            # ones are mostly decoding in C, which releases it: threads, which start at once
-            # and write no pixels through a pipe.
-            file_bytes = sum(rows.versions[position][0] for position in todo) / len(todo)
-            prefer = "threads" if file_bytes >= _THREADS_MIN_FILE_BYTES else "processes"
-            results = Parallel(n_jobs=n_workers, prefer=prefer, return_as="generator")(
-                _task(rows, chunk, shape, settings, cache) for chunk in chunks)
-        else:
-            results = (_run(_task(rows, chunk, shape, settings, cache)) for chunk in chunks)
         n_rows = len(rows.names)
         show = bool(self.verbose) and n_rows >= _PROGRESS_MIN_IMAGES
-        with tqdm(total=n_rows, initial=n_rows - len(todo), disable=not show,
-                  unit="image", desc="Loading images") as bar:
-            for chunk, (block, mismatched) in zip(chunks, results, strict=True):
-                output.put_block(chunk, block, mismatched)
-                bar.update(len(chunk))
+        # Worker threads decode under this thread's warning filters, which they cannot change
+        # themselves: see silence_bomb_warnings.
+        with silence_bomb_warnings():
+            if n_workers > 1:
+                # Small files are mostly PIL's Python code, which holds the GIL: processes.
+                # Large ones are mostly decoding in C, which releases it: threads, which start
+                # at once and write no pixels through a pipe.
+                file_bytes = sum(rows.versions[position][0] for position in todo) / len(todo)
+                prefer = "threads" if file_bytes >= _THREADS_MIN_FILE_BYTES else "processes"
+                results = Parallel(n_jobs=n_workers, prefer=prefer, return_as="generator")(
+                    _task(rows, chunk, shape, settings, cache) for chunk in chunks)
+            else:
+                results = (_run(_task(rows, chunk, shape, settings, cache)) for chunk in chunks)
+            with tqdm(total=n_rows, initial=n_rows - len(todo), disable=not show,
+                      unit="image", desc="Loading images") as bar:
+                for chunk, (block, mismatched) in zip(chunks, results, strict=True):
+                    output.put_block(chunk, block, mismatched)
+                    bar.update(len(chunk))
         output.copy_rows(copies)
         if output.mismatched:
             raise ImageLoadError(_size_message(rows, output.array.shape[1:], output.mismatched))
@@ -277,49 +318,23 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    def _check_params(self):
-        """Validate the parameters and return the settings derived from them."""
-        if not isinstance(self.image_dir, (str, os.PathLike)):
-            raise ValueError(f"image_dir must be a folder (str or path-like); "
-                             f"got {self.image_dir!r}")
-        if not isinstance(self.suffix, str):
-            raise ValueError(f"suffix must be a str such as '.png'; got {self.suffix!r}")
-        if self.color_mode not in COLOR_MODES:
-            raise ValueError(f"color_mode must be one of {sorted(COLOR_MODES)}; "
-                             f"got {self.color_mode!r}")
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}; "
-                             f"got {self.interpolation!r}")
+    def _settings(self):
+        """Return the settings derived from the parameters, validated by _validate_params.
+
+        Raises
+        ------
+        ValueError
+            If ``rescale`` is given with an integer ``dtype``: the one rule across two
+            parameters, which ``_parameter_constraints`` cannot state.
+        """
+        dtype = np.dtype(self.dtype)
+        if self.rescale is not None and dtype.kind != "f":
+            raise ValueError(f"rescale={self.rescale!r} needs a float dtype, but dtype="
+                             f"{self.dtype!r}; set rescale=None to keep the raw 0-255 pixels, "
+                             "or dtype='float32'")
         size = None
         if self.target_size is not None:
-            if not _is_size(self.target_size):
-                raise ValueError("target_size must be None or (height, width), two positive "
-                                 f"ints; got {self.target_size!r} (channels come from "
-                                 "color_mode)")
             size = (int(self.target_size[1]), int(self.target_size[0]))
-        try:
-            dtype = np.dtype(self.dtype)
-        except TypeError as err:
-            raise ValueError(f"dtype must be a numpy dtype such as 'float32' or 'uint8'; "
-                             f"got {self.dtype!r}") from err
-        if dtype.kind != "f" and not (dtype.kind in "iu" and np.can_cast(np.uint8, dtype)):
-            raise ValueError(f"dtype must be a float type, or an integer type holding 0-255 "
-                             f"such as 'uint8'; got {self.dtype!r}")
-        if self.rescale is not None:
-            if (isinstance(self.rescale, bool) or not isinstance(self.rescale, numbers.Real)
-                    or not math.isfinite(self.rescale)):
-                raise ValueError(f"rescale must be a finite number or None; "
-                                 f"got {self.rescale!r}")
-            if dtype.kind != "f":
-                raise ValueError(f"rescale={self.rescale!r} needs a float dtype, but dtype="
-                                 f"{self.dtype!r}; set rescale=None to keep the raw 0-255 "
-                                 "pixels, or dtype='float32'")
-        if self.n_jobs is not None and (not isinstance(self.n_jobs, numbers.Integral)
-                                        or isinstance(self.n_jobs, bool) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be None or a non-zero int; got {self.n_jobs!r}")
-        if self.cache is not None and not isinstance(self.cache, (str, os.PathLike)):
-            raise ValueError(f"cache must be None or a folder (str or path-like); "
-                             f"got {self.cache!r}")
         return _Settings(COLOR_MODES[self.color_mode], size, INTERPOLATIONS[self.interpolation],
                          dtype, self.rescale, pil_limits())
 
@@ -605,18 +620,11 @@ def _image_names(X, path_column, suffix):
 
 def _as_name(value):
     """Return the name an int or a path stands for, or ``value`` itself when it is neither."""
-    if type(value) is int or (isinstance(value, numbers.Integral)
-                              and not isinstance(value, bool)):
+    if type(value) is int or (isinstance(value, Integral) and not isinstance(value, bool)):
         return str(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
-
-
-def _is_size(value):
-    return (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(isinstance(side, numbers.Integral) and not isinstance(side, bool)
-                    and side > 0 for side in value))
 
 
 def _size_message(rows, shape, mismatched):

@@ -15,6 +15,7 @@ import shutil
 import signal
 import struct
 import tempfile
+import warnings
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ class Case:
 
     ``expected`` is the exact pixels when known, None when any pixels of the right kind are
     right (a mutated file can decode to something), or ``"error"`` when only an
-    ImageLoadError is right.
+    ImageLoadError is right. ``pixel_limit`` is the ``PIL.Image.MAX_IMAGE_PIXELS`` to load
+    under, None to keep PIL's.
     """
 
     kind: str
@@ -66,6 +68,7 @@ class Case:
     color_mode: str
     expected: object = None
     tolerance: float = 0.0
+    pixel_limit: int | None = None
 
 
 class FuzzFailure(AssertionError):
@@ -95,18 +98,28 @@ def run_case(case, root, timeout=TIMEOUT):
     Raises
     ------
     FuzzFailure
-        On any other outcome: another exception, an error not naming the file, pixels of the
-        wrong shape or values, pixels where only an error is right, or a hang.
+        On any other outcome: another exception, an error not naming the file, PIL's
+        DecompressionBombWarning reaching the caller, pixels of the wrong shape or values,
+        pixels where only an error is right, or a hang.
     """
     folder = tempfile.mkdtemp(dir=root)
+    limit = Image.MAX_IMAGE_PIXELS
     try:
         _write(folder, case)
         loader = ImageFolderLoader(folder, color_mode=case.color_mode, rescale=None,
                                    dtype="uint8")
+        if case.pixel_limit is not None:
+            Image.MAX_IMAGE_PIXELS = case.pixel_limit
         try:
-            with time_limit(timeout):
+            with time_limit(timeout), warnings.catch_warnings():
+                # The warning would be printed to the user; as an error it ends in PIL's
+                # decoder, whose errors the loader wraps, and is found below.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
                 pixels = loader.transform([case.name])
         except ImageLoadError as err:
+            if isinstance(err.__cause__, Image.DecompressionBombWarning):
+                raise FuzzFailure(f"{_describe(case)}: PIL's DecompressionBombWarning reached "
+                                  f"the caller: {err}") from err
             if repr(case.name) not in str(err):
                 raise FuzzFailure(f"{_describe(case)}: the error does not name the file: "
                                   f"{err}") from err
@@ -118,6 +131,7 @@ def run_case(case, root, timeout=TIMEOUT):
         _check_pixels(case, pixels)
         return "pixels"
     finally:
+        Image.MAX_IMAGE_PIXELS = limit
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -222,18 +236,30 @@ def mutated(rng, seed):
 
 
 def bomb(rng, seed):
-    """A header declaring a huge image with (almost) no data behind it."""
-    limit = Image.MAX_IMAGE_PIXELS
+    """An image over the decompression-bomb limit, or a header declaring a huge one.
+
+    Three bands: a header with (almost) no data declaring more than twice PIL's limit, which
+    PIL refuses on opening; a real image that decodes whole, between a limit and twice it,
+    where PIL only warns, which the loader must refuse before decoding it; a header declaring
+    a large image under PIL's limit, whose missing data the decoder must find. The real images
+    are drawn under a lower limit than PIL's (89.5 million pixels), which makes them small
+    enough to write by the thousand.
+    """
+    image_format = rng.choice(sorted(BOMB_HEADERS))
     band = rng.randrange(3)
-    if band == 0:  # far beyond PIL's limit: refused on opening
+    if band == 1:
+        limit = rng.choice((10_000, 100_000, 1_000_000))
+        width = rng.randint(-(-(limit + 1) // 65535), min(65535, limit))
+        height = rng.randint(limit // width + 1, min(65535, 2 * limit // width))
+        return Case("bomb", seed, "a.png", real_bomb(image_format, width, height, rng),
+                    _color_mode(rng), expected="error", pixel_limit=limit)
+    limit = Image.MAX_IMAGE_PIXELS
+    if band == 0:
         pixels = rng.randint(2 * limit + 1, 65535 * 65535)
-    elif band == 1:  # between the limit and twice it, where PIL only warns
-        pixels = rng.randint(limit + 1, 2 * limit)
-    else:  # large but allowed: the decoder must still find the data missing
+    else:
         pixels = rng.randint(limit // 100, limit)
     width = rng.randint(max(1, -(-pixels // 65535)), min(65535, pixels))
     height = max(1, min(65535, pixels // width))
-    image_format = rng.choice(sorted(BOMB_HEADERS))
     content = BOMB_HEADERS[image_format](width, height, rng)
     return Case("bomb", seed, "a.png", content, _color_mode(rng), expected="error")
 
@@ -355,6 +381,24 @@ def _save(image, image_format):
               "WEBP": {"lossless": True, "exact": True}}.get(image_format, {})
     image.save(buffer, image_format, **params)
     return buffer.getvalue()
+
+
+# The modes a real bomb is written in, by format: BMP and TIFF are written uncompressed, so
+# mostly in 1 bit a pixel.
+_BOMB_MODES = {"PNG": ("1", "L", "P", "RGB", "RGBA"), "JPEG": ("L", "RGB"), "GIF": ("L",),
+               "TIFF": ("1", "1", "L"), "BMP": ("1", "1", "L")}
+
+
+def real_bomb(image_format, width, height, rng):
+    """A real image file of ``width`` × ``height`` pixels that decodes whole.
+
+    One grey with a sample image in its corner, so that the file is small where the format
+    compresses.
+    """
+    image = Image.new("L", (width, height), rng.randrange(256))
+    image.paste(Image.fromarray(_grey(rng)))
+    mode = rng.choice(_BOMB_MODES[image_format])
+    return _save(image.convert(mode, dither=Image.Dither.NONE), image_format)
 
 
 def _png_bomb(width, height, rng):

@@ -18,11 +18,12 @@ from fuzz_cases import (
     SIGNATURES,
     Case,
     make_case,
+    real_bomb,
     run_case,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageFile
 
 from skimgclf import ImageFolderLoader
 from skimgclf.exceptions import ImageLoadError
@@ -41,12 +42,9 @@ def root(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _no_bomb_warnings():
-    # Headers declaring between PIL's limit and twice it make PIL warn before the missing data
-    # fails the file; the warning is PIL's, and the error is what is tested here.
+def _no_metadata_warnings():
+    # PIL's notes on the damaged metadata of mutated files: the outcome is what is tested.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        # Nor are PIL's notes on the damaged metadata of mutated files.
         warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
         yield
 
@@ -68,18 +66,51 @@ def test_arbitrary_bytes_behind_a_signature(root, head, body, color_mode):
     assert outcome in ("pixels", "error")
 
 
+@pytest.fixture
+def allocations(monkeypatch):
+    """The sizes of the images whose pixels PIL allocates: every load prepares there."""
+    sizes = []
+    original = ImageFile.ImageFile.load_prepare
+
+    def spy(self):
+        sizes.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
+    return sizes
+
+
 @pytest.mark.parametrize("image_format", ["PNG", "GIF", "BMP", "TIFF", "JPEG"])
-@pytest.mark.parametrize("width, height, fragment", [
-    (65535, 65535, "decompression-bomb"),  # 4.3 billion pixels: refused on opening
-    (12000, 12000, "cannot be decoded"),  # 144 million: PIL warns, then the data is missing
-])
-def test_huge_declared_sizes_are_refused_without_allocating(root, image_format, width, height,
-                                                            fragment):
-    folder = root / f"{image_format}{width}"
+def test_huge_declared_sizes_are_refused_without_allocating(root, image_format, allocations):
+    # 4.3 billion pixels, over twice PIL's limit: PIL refuses the header on opening.
+    folder = root / f"{image_format}-header"
     folder.mkdir()
-    (folder / "bomb.png").write_bytes(BOMB_HEADERS[image_format](width, height, Random(0)))
-    with pytest.raises(ImageLoadError, match=rf"'bomb.png' \(row 0\).*{fragment}"):
+    (folder / "bomb.png").write_bytes(BOMB_HEADERS[image_format](65535, 65535, Random(0)))
+    with pytest.raises(ImageLoadError, match=r"'bomb.png' \(row 0\): refused by PIL's "
+                                             r"decompression-bomb guard"):
         ImageFolderLoader(folder, color_mode="rgba").transform(["bomb.png"])
+    assert allocations == []
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "GIF", "BMP", "TIFF", "JPEG"])
+def test_real_images_over_the_limit_are_refused_without_allocating(root, monkeypatch,
+                                                                   image_format, allocations):
+    # A real image between the limit and twice it, where PIL only warns, then decodes it.
+    folder = root / f"{image_format}-real"
+    folder.mkdir()
+    (folder / "bomb.png").write_bytes(real_bomb(image_format, 1500, 1000, Random(0)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    loader = ImageFolderLoader(folder, color_mode="rgba", rescale=None, dtype="uint8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with pytest.raises(ImageLoadError, match=r"'bomb.png' \(row 0\): refused by the "
+                                                 r"decompression-bomb guard \(1500×1000"):
+            loader.transform(["bomb.png"])
+    assert allocations == []
+    # Under a limit it fits, the same file decodes whole.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_500_000)
+    assert loader.transform(["bomb.png"]).shape == (1, 1000, 1500, 4)
+    assert allocations == [(1500, 1000)]
 
 
 @pytest.mark.parametrize("name", ["-a.png", "--help.png", " a .png", "猫 🐱.png", "e\u0301.png",

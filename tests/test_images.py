@@ -2,10 +2,11 @@
 
 import io
 import os
+import warnings
 
 import numpy as np
 import pytest
-from PIL import Image, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 from sklearn.datasets import load_sample_image
 
 from skimgclf import _images
@@ -23,7 +24,8 @@ def pixels(fashion_sample):
 
 
 def decode(path, mode="L", size=None, resample=Image.Resampling.BILINEAR):
-    return decode_image(os.fspath(path), WHERE, mode=mode, size=size, resample=resample)
+    return decode_image(os.fspath(path), WHERE, mode=mode, size=size, resample=resample,
+                        max_pixels=Image.MAX_IMAGE_PIXELS)
 
 
 def grey_palette_image(pixels):
@@ -283,6 +285,50 @@ def test_decompression_bomb_guard_stays_on(tmp_path, pixels, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 784 pixels > 2 × 100
     with pytest.raises(ImageLoadError, match=r"row 7.*decompression-bomb.*MAX_IMAGE_PIXELS"):
         decode(tmp_path / "a.png")
+
+
+@pytest.fixture
+def allocations(monkeypatch):
+    """The sizes of the images whose pixels PIL allocates, in order.
+
+    Every plugin's load goes through ``ImageFile.load_prepare``, where the pixels are allocated
+    (TIFF's just before calling it).
+    """
+    sizes = []
+    original = ImageFile.ImageFile.load_prepare
+
+    def spy(self):
+        sizes.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG", "GIF", "TIFF", "BMP"])
+def test_images_over_the_limit_are_refused_before_decoding(tmp_path, pixels, monkeypatch,
+                                                           allocations, image_format):
+    # Between PIL's limit and twice it PIL only warns, then decodes the whole image.
+    image = Image.new("L", (1500, 1000), 40)
+    image.paste(Image.fromarray(pixels))
+    image.save(tmp_path / "a.img", image_format)
+    paths = [str(tmp_path / "a.img")]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageLoadError, match=(
+                r"^'img' \(row 7\): refused by the decompression-bomb guard \(1500×1000 = "
+                r"1,500,000 pixels, over PIL\.Image\.MAX_IMAGE_PIXELS = 1,000,000\)\. .*trusted.*"
+                r"PIL\.Image\.MAX_IMAGE_PIXELS = 1500000 \(None turns the guard off\)")):
+            decode_block(paths, [WHERE], shape=None, mode="L", size=None,
+                         resample=Image.Resampling.BILINEAR, pil_limits=pil_limits())
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
+    assert allocations == []
+    # The file is real: under a limit it fits (exactly), it decodes whole.
+    block, _ = decode_block(paths, [WHERE], shape=None, mode="L", size=None,
+                            resample=Image.Resampling.BILINEAR, pil_limits=(1_500_000, False))
+    assert block.shape == (1, 1000, 1500, 1) and allocations == [(1500, 1000)]
+    assert np.abs(block[0, :28, :28, 0] - pixels.astype(float)).mean() < 8  # JPEG is lossy
 
 
 class TestResolveImagePath:

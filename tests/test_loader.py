@@ -1,9 +1,16 @@
 """ImageFolderLoader and read_class_folders on real Fashion-MNIST files."""
 
+import json
 import logging
 import os
 import pickle
+import struct
+import subprocess
+import sys
+import warnings
+import zlib
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +23,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from skimgclf import ImageFolderLoader, read_class_folders
 from skimgclf import loader as loader_module
@@ -255,21 +262,124 @@ def test_bad_file_in_a_worker_process_names_file_and_row(big_folder):
         ImageFolderLoader(root, suffix=".png", n_jobs=2).transform(range(140))
 
 
-def test_worker_processes_keep_pil_limits(big_folder, monkeypatch):
-    root, _ = big_folder
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+@contextmanager
+def no_bomb_warnings():
+    """Fail if PIL's DecompressionBombWarning reaches the caller, from any of its threads."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
+
+
+# The 28×28 images hold 784 pixels: over twice 100, which PIL refuses itself; between 500 and
+# twice it, where PIL only warns and the loader refuses them.
+BOMB_LIMITS = [(100, r"PIL's decompression-bomb guard \(Image size \(784 pixels\)"),
+               (500, r"the decompression-bomb guard \(28×28 = 784 pixels, over "
+                     r"PIL\.Image\.MAX_IMAGE_PIXELS = 500\)")]
+
+
+# Small files go to worker processes, and to threads when the threshold says so.
+@pytest.mark.parametrize("threads_min_file_bytes", [None, 0])
+@pytest.mark.parametrize("limit, refusal", [
+    (790, r"PIL's decompression-bomb guard \(Image size \(1600 pixels\)"),
+    (1000, r"the decompression-bomb guard \(40×40 = 1,600 pixels, over "
+           r"PIL\.Image\.MAX_IMAGE_PIXELS = 1,000\)"),
+])
+def test_workers_keep_pil_limits(big_folder, monkeypatch, limit, refusal,
+                                 threads_min_file_bytes):
+    root, images = big_folder
+    # One image of 1,600 pixels among images of 784, which fit under both limits.
+    Image.fromarray(np.pad(images[140], 6)).save(root / "140.png")
+    if threads_min_file_bytes is not None:
+        monkeypatch.setattr(loader_module, "_THREADS_MIN_FILE_BYTES", threads_min_file_bytes)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
     # With target_size no image is decoded in this process first: all go to the workers.
-    with pytest.raises(ImageLoadError, match=r"\(row \d+\): refused by PIL's decompression"):
+    # Warnings shown by worker processes do not reach this one: see
+    # test_worker_processes_show_no_bomb_warning.
+    with no_bomb_warnings(), pytest.raises(ImageLoadError,
+                                           match=rf"'140\.png' \(row 140\): refused by {refusal}"):
         ImageFolderLoader(root, suffix=".png", n_jobs=2, target_size=(28, 28)
                           ).transform(range(150))
 
 
-def test_decompression_bomb(folder, monkeypatch):
+@pytest.mark.parametrize("limit, refusal", BOMB_LIMITS)
+def test_decompression_bomb(folder, monkeypatch, limit, refusal):
     root, _ = folder
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
-    with pytest.raises(ImageLoadError, match=r"'0\.png' \(row 0\).*decompression-bomb.*"
-                                             r"MAX_IMAGE_PIXELS"):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    with no_bomb_warnings(), pytest.raises(ImageLoadError, match=(
+            rf"^'0\.png' \(row 0\): refused by {refusal}.*If the file is trusted, raise the "
+            r"limit before loading: PIL\.Image\.MAX_IMAGE_PIXELS = .* \(None turns the guard "
+            r"off\)\.$")):
         ImageFolderLoader(root, suffix=".png").transform(range(3))
+
+
+def run_python(code, *args):
+    """Run ``code`` in a fresh interpreter; return its last line of output read as JSON, and
+    its standard error."""
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1]), result.stderr
+
+
+def test_worker_processes_show_no_bomb_warning(big_folder):
+    root, _ = big_folder
+    code = """if True:
+        import json, sys
+        from PIL import Image
+        from skimgclf import ImageFolderLoader
+        from skimgclf.exceptions import ImageLoadError
+        Image.MAX_IMAGE_PIXELS = 500
+        error = None
+        try:
+            ImageFolderLoader(sys.argv[1], suffix=".png", n_jobs=2, target_size=(28, 28)
+                              ).transform(range(150))
+        except ImageLoadError as err:
+            error = str(err)
+        print(json.dumps(error))
+        """
+    error, stderr = run_python(code, root)
+    assert error is not None and "refused by the decompression-bomb guard" in error
+    assert "DecompressionBombWarning" not in stderr
+
+
+def write_blank_png(path, width, height):
+    """Write a width×height RGBA PNG of zeros without ever holding its pixels."""
+    def chunk(tag, data):
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data)))
+
+    row, compressor = bytes(1 + 4 * width), zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+                           + chunk(b"IEND", b""))
+
+
+def test_bomb_under_twice_pil_default_limit_is_refused_in_little_memory(tmp_path):
+    # 169 million pixels: over PIL's default limit (89.5 million), under twice it, where PIL
+    # only warns. Decoded, they would take 2.7 GB as float32 RGBA; the file takes 0.6 MB.
+    write_blank_png(tmp_path / "bomb.png", 13000, 13000)
+    code = """if True:
+        import json, resource, sys
+        from skimgclf import ImageFolderLoader
+        from skimgclf.exceptions import ImageLoadError
+
+        def peak_mib():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        baseline, error = peak_mib(), None
+        try:
+            ImageFolderLoader(sys.argv[1], color_mode="rgba").transform(["bomb.png"])
+        except ImageLoadError as err:
+            error = str(err)
+        print(json.dumps({"baseline_mib": baseline, "peak_mib": peak_mib(), "error": error}))
+        """
+    measured, stderr = run_python(code, tmp_path)
+    # Before the fix: 184 MiB after the import, a peak of 3,370 MiB after loading.
+    assert measured["peak_mib"] - measured["baseline_mib"] < 200, measured
+    assert "13000×13000 = 169,000,000 pixels, over PIL.Image.MAX_IMAGE_PIXELS" in measured["error"]
+    assert "DecompressionBombWarning" not in stderr
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -322,19 +432,38 @@ def test_missing_column(folder):
         ImageFolderLoader(root, path_column="file").fit(frame)
 
 
+def parameter_error(name, expected, got):
+    return rf"^The '{name}' parameter of ImageFolderLoader must be {expected}\. Got {got} instead"
+
+
 @pytest.mark.parametrize("params, message", [
-    ({"image_dir": 3}, "image_dir must be a folder"),
-    ({"color_mode": "grey"}, "color_mode must be one of"),
-    ({"target_size": (28, 28, 1)}, r"target_size must be .*\(height, width\).*color_mode"),
-    ({"target_size": (0, 28)}, "target_size"),
-    ({"interpolation": "cubic"}, "interpolation must be one of"),
-    ({"dtype": "bogus"}, "dtype must be a numpy dtype"),
-    ({"dtype": "int8", "rescale": None}, "integer type holding 0-255"),
-    ({"dtype": "uint8"}, "rescale=0.00392.* needs a float dtype.*rescale=None"),
-    ({"rescale": "1/255"}, "rescale must be a finite number"),
-    ({"n_jobs": 0}, "n_jobs must be None or a non-zero int"),
-    ({"cache": 1}, "cache must be None or a folder"),
-    ({"suffix": None}, "suffix must be a str"),
+    ({"image_dir": 3}, parameter_error("image_dir", "an instance of 'str' or an instance of "
+                                                    "'os.PathLike'", "3")),
+    ({"color_mode": "grey"}, parameter_error("color_mode", "a str among {.*'rgba'.*}", "'grey'")),
+    ({"target_size": (28, 28, 1)}, parameter_error(
+        "target_size", r"None or a \(height, width\) tuple of two positive ints \(the channels "
+                       r"come from color_mode\)", r"\(28, 28, 1\)")),
+    ({"target_size": (0, 28)}, parameter_error("target_size", ".*", r"\(0, 28\)")),
+    ({"target_size": (True, 28)}, parameter_error("target_size", ".*", r"\(True, 28\)")),
+    ({"interpolation": "cubic"}, parameter_error("interpolation", "a str among {.*'bicubic'.*}",
+                                                 "'cubic'")),
+    ({"dtype": "bogus"}, parameter_error("dtype", "a numpy float type such as 'float32', or an "
+                                                  "integer type holding 0-255 such as 'uint8'",
+                                         "'bogus'")),
+    ({"dtype": "int8", "rescale": None}, parameter_error("dtype", ".*", "'int8'")),
+    ({"dtype": "U3", "rescale": None}, parameter_error("dtype", ".*", "'U3'")),
+    ({"dtype": "uint8"}, r"^rescale=0.00392.* needs a float dtype, but dtype='uint8'; set "
+                         r"rescale=None to keep the raw 0-255 pixels, or dtype='float32'$"),
+    ({"rescale": "1/255"}, parameter_error("rescale", r"None or a float in the range "
+                                                      r"\(-inf, inf\)", "'1/255'")),
+    ({"rescale": float("nan")}, parameter_error("rescale", ".*", "nan")),
+    ({"n_jobs": 0}, parameter_error("n_jobs", r"None, an int in the range \(-inf, -1\] or an int "
+                                              r"in the range \[1, inf\)", "0")),
+    ({"n_jobs": 1.5}, parameter_error("n_jobs", ".*", "1.5")),
+    ({"cache": 1}, parameter_error("cache", "None, an instance of 'str' or an instance of "
+                                            "'os.PathLike'", "1")),
+    ({"suffix": None}, parameter_error("suffix", "an instance of 'str'", "None")),
+    ({"verbose": -1}, parameter_error("verbose", ".*", "-1")),
 ])
 def test_bad_parameters_fail_in_fit_and_transform(folder, params, message):
     root, _ = folder
@@ -480,6 +609,17 @@ def test_params_clone_and_pickle(layout, train):
     assert loader.fit(frame) is loader and vars(loader) == vars(twin)  # fit learns nothing
     revived = pickle.loads(pickle.dumps(loader))
     np.testing.assert_array_equal(revived.transform(frame[:3]), scaled(x_train[:3]))
+
+
+def test_parameters_after_image_dir_are_keyword_only(folder):
+    root, _ = folder
+    with pytest.raises(TypeError, match="positional"):
+        ImageFolderLoader(root, "id")
+
+
+def test_scikit_learn_parameter_validation(folder):
+    root, _ = folder
+    check_param_validation("ImageFolderLoader", ImageFolderLoader(root))
 
 
 def test_tags_declare_a_stateless_transformer_of_names():

@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BACKEND ?= tensorflow-cpu
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-fast lint clean
 

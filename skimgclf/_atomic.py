@@ -2,7 +2,7 @@
 
 A crash, a full disk or Ctrl-C mid-write leaves the previous file or folder (or none), never
 half of one. Every writer of user-facing outputs (submission, report, model folder, CSVs of a
-layout) goes through here.
+layout) goes through here, folders through :func:`skimgclf._folders.replacing_folder`.
 """
 
 import ctypes
@@ -36,41 +36,8 @@ def open_atomic(path, mode="wb", **open_kwargs):
         raise
 
 
-def check_replaceable(folder, markers):
-    """Refuse a ``folder`` that is a file, or holds files and none of ``markers``.
-
-    Replacing a folder deletes what it held, so only an empty folder or one that skimgclf
-    wrote (recognised by one of the ``markers`` file names) may be replaced.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} is a file, not a folder; choose another path")
-    if (folder.is_dir() and any(folder.iterdir())
-            and not any((folder / name).exists() for name in markers)):
-        raise FileExistsError(f"{folder} holds files that skimgclf did not write (no "
-                              f"{' or '.join(markers)}); choose a new or empty folder")
-
-
-@contextmanager
-def replacing_folder(folder, markers):
-    """Yield a fresh folder beside ``folder``; on success it replaces ``folder`` whole.
-
-    :func:`check_replaceable` guards ``folder`` first. On failure the fresh folder is removed
-    and ``folder`` is left as it was.
-    """
-    folder = Path(folder)
-    check_replaceable(folder, markers)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    stage = _fresh_folder(folder, "new")
-    try:
-        yield stage
-        _swap_in(stage, folder)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-
-
-def _swap_in(stage, folder):
+def swap_in(stage, folder):
+    """Put the folder ``stage`` in the place of ``folder``, in one step where the system can."""
     if not folder.exists():
         os.replace(stage, folder)
         return
@@ -79,7 +46,7 @@ def _swap_in(stage, folder):
         shutil.rmtree(stage, ignore_errors=True)
         return
     # Two renames: a crash between them leaves the previous folder in the hidden trash.
-    trash = _fresh_folder(folder, "old")
+    trash = fresh_folder(folder, "old")
     os.replace(folder, trash / folder.name)
     try:
         os.replace(stage, folder)
@@ -115,7 +82,8 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _fresh_folder(beside, role):
+def fresh_folder(beside, role):
+    """Create an empty hidden folder beside ``beside``, named for its ``role``."""
     # mkdir, not mkdtemp: the model folder must get the user's umask, not mkdtemp's 0700.
     path = beside.with_name(f".{beside.name}.{role}.{uuid.uuid4().hex}")
     path.mkdir()

@@ -6,8 +6,9 @@ training and prediction never hold a float copy of all the images.
 
 import math
 
-import keras
 import numpy as np
+
+from ._backend import keras
 
 # The loader's default rescale, computed the same way (in double precision, stored as float32),
 # so 8-bit input trains exactly like the float input the loader makes.

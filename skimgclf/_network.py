@@ -4,7 +4,7 @@ import random
 from collections.abc import Iterable
 from numbers import Integral
 
-import keras
+from ._backend import keras
 
 
 def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dropout,

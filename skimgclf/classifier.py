@@ -7,56 +7,53 @@ unseeded fit. This subclass keeps scikeras's skeleton (initialisation, label enc
 callbacks, warm start, pickling of the Keras model) and replaces those parts.
 """
 
+# First: Keras starts here, quietly and with skimgclf's settings, before scikeras imports it.
+from ._backend import keras
+
+# isort: split
 import logging
 import math
-import os
 import random
 import re
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
-# JAX reserves most of a GPU's memory when it starts; let folds and parallel jobs share it.
-# The TensorFlow equivalent is set in `_let_gpu_memory_grow` below.
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-# TensorFlow's C++ start-up notes (CPU instruction sets, absl) bury a user's own output; a
-# user who wants them sets the variable before importing skimgclf.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from scikeras.utils.transformers import ClassifierLabelEncoder
+from scikeras.wrappers import KerasClassifier
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils import ClassifierTags, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from scikeras.utils.transformers import ClassifierLabelEncoder  # noqa: E402
-from scikeras.wrappers import KerasClassifier  # noqa: E402
-from scipy.sparse import issparse  # noqa: E402
-from sklearn.base import BaseEstimator  # noqa: E402
-from sklearn.metrics import accuracy_score  # noqa: E402
-from sklearn.utils import ClassifierTags, check_random_state  # noqa: E402
-from sklearn.utils._param_validation import Interval, StrOptions  # noqa: E402
-from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
-from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
-from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
-
-from ._batches import PixelBatches  # noqa: E402
-from ._network import build_network  # noqa: E402
+from ._batches import PixelBatches
+from ._constraints import Rule
+from ._network import build_network
 
 _DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
+# What this subclass takes from scikeras beyond its public API: methods and properties of
+# KerasClassifier, and the attributes its `_initialize` sets. scikeras 0.13 is its last release;
+# tests/test_classifier.py checks that each is still there, so that a release renaming one
+# fails naming it rather than deep inside a fit.
+SCIKERAS_METHODS = ("_initialize", "_initialize_callbacks", "_validate_sample_weight",
+                    "initialized_", "current_epoch")
+SCIKERAS_STATE = ("_random_state", "_fit_callbacks", "target_encoder_")
 
 
-def _let_gpu_memory_grow():
-    # TensorFlow takes all of every visible GPU on first use unless told to grow; then a second
-    # fold or job in another process could not start.
-    if keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
-
-    for gpu in tf.config.list_physical_devices("GPU"):
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:
-            # The runtime was started before skimgclf was imported; its settings stand.
-            return
-
-
-_let_gpu_memory_grow()
+def _is_keras_optimizer(value):
+    # Keras decides which names are valid ("adam", "AdamW", ...), not a list kept here.
+    if not isinstance(value, str):
+        return False
+    try:
+        keras.optimizers.get(value)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
 
 
 def _not_new_network_tracing(record):
@@ -123,8 +120,11 @@ class CNNClassifier(KerasClassifier):
         same epochs (docs/benchmarks.md).
     validation_split : float, default=0.0
         Fraction of the training data held out to report ``val_loss`` and ``val_accuracy`` in
-        ``history_``. The held-out samples are drawn at random (seeded by ``random_state``),
-        not taken from the end of the data as Keras would.
+        ``history_`` after every epoch. The held-out share is stratified, every class in
+        proportion, and drawn by :func:`validation_rows` (seeded by ``random_state``, by 0 when
+        it is None, so that refits and resumed fits hold out the same images), not taken from
+        the end of the data as Keras would. It is held out of every ``fit`` and
+        ``partial_fit`` call.
     early_stopping : bool, default=False
         Stop when the loss, or ``val_loss`` with a ``validation_split``, has not improved for
         ``patience`` epochs, and keep the best weights seen.
@@ -203,7 +203,8 @@ class CNNClassifier(KerasClassifier):
         "dense_units": [Interval(Integral, 0, None, closed="left")],
         "dense_dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
-        "optimizer": [str, type],
+        "optimizer": [Rule(_is_keras_optimizer, "the name of a Keras optimizer, such as "
+                                                "'adam', 'sgd' or 'rmsprop'"), type],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [None, StrOptions({"cosine"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
@@ -220,7 +221,7 @@ class CNNClassifier(KerasClassifier):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
+    def __init__(self, *, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
                  dense_units=128, dense_dropout=0.5, batch_norm=False, optimizer="adam",
                  learning_rate=0.001, lr_schedule=None, epochs=10, batch_size=64,
                  validation_split=0.0, early_stopping=False, patience=3, input_shape=None,
@@ -295,8 +296,12 @@ class CNNClassifier(KerasClassifier):
                   initial_epoch=0)
         return self
 
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
-        """Train the network for one more epoch, building it on the first call.
+    def partial_fit(self, X, y, classes=None, sample_weight=None, *, epochs=1):
+        """Train the network for one more epoch (or ``epochs``), building it on the first call.
+
+        The epochs are numbered after those in ``history_``, which they extend, so that a
+        learning-rate schedule continues where it was: ``partial_fit(X, y, epochs=clf.epochs -
+        clf.current_epoch)`` finishes an interrupted fit from a saved model.
 
         Parameters
         ----------
@@ -309,6 +314,8 @@ class CNNClassifier(KerasClassifier):
             not hold every class.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of each sample in the loss.
+        epochs : int, default=1
+            Epochs to train in this call.
 
         Returns
         -------
@@ -316,9 +323,70 @@ class CNNClassifier(KerasClassifier):
             The updated classifier.
         """
         self._validate_params()
-        self._fit(X, y, sample_weight, warm_start=True, epochs=1,
+        if not (isinstance(epochs, Integral) and epochs >= 1):
+            raise ValueError(f"epochs must be a positive int; got {epochs!r}")
+        self._fit(X, y, sample_weight, warm_start=True, epochs=int(epochs),
                   initial_epoch=self.current_epoch, classes=classes)
         return self
+
+    @classmethod
+    def from_network(cls, network, classes, *, history=None, feature_names_in=None, **params):
+        """Build a fitted classifier around a trained Keras network.
+
+        The one way to make a fitted ``CNNClassifier`` without ``fit``:
+        :func:`skimgclf.persistence.load_model` rebuilds saved models with it, and it wraps a
+        network trained elsewhere, so that it predicts, scores and trains on
+        (``partial_fit``) as any fitted classifier does.
+
+        Parameters
+        ----------
+        network : keras.Model
+            A compiled network taking images of shape ``(n, height, width, channels)``, as
+            float pixels in [0, 1], and returning the probabilities of the classes.
+        classes : array-like of shape (n_classes,)
+            The labels, in the order of the network's outputs.
+        history : dict of str to list of float, default=None
+            Per-epoch values of the training so far (``history_``); None for none.
+        feature_names_in : array-like of str, default=None
+            Column names of the DataFrames the classifier takes, if any.
+        **params
+            Parameters of the classifier, as :meth:`get_params` gives them.
+
+        Returns
+        -------
+        CNNClassifier
+            The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            If the network does not take images or has not one output per class.
+        """
+        classifier = cls(**params)
+        image_shape = tuple(network.input_shape[1:])
+        if len(image_shape) != 3 or not all(isinstance(side, int) for side in image_shape):
+            raise ValueError(f"the network must take images of a fixed shape (height, width, "
+                             f"channels); it takes {network.input_shape}")
+        classes = np.asarray(classes)
+        if classes.ndim != 1 or network.output_shape[-1] != len(classes):
+            raise ValueError(f"the network has {network.output_shape[-1]} outputs for "
+                             f"{classes.size} classes")
+        classifier.classes_ = classes
+        classifier.target_encoder_ = classifier.target_encoder.fit(classes)
+        classifier.n_classes_ = len(classes)
+        classifier.image_shape_ = image_shape
+        classifier.n_features_in_ = int(np.prod(image_shape))
+        if feature_names_in is not None:
+            classifier.feature_names_in_ = np.asarray(feature_names_in, dtype=object)
+        classifier.history_ = {key: [float(value) for value in values]
+                               for key, values in (history or {}).items()}
+        classifier.model_ = network
+        # As scikeras's `_initialize` does: Keras needs an integer seed.
+        state = classifier.random_state
+        classifier._random_state = (check_random_state(state).randint(1)
+                                    if isinstance(state, np.random.RandomState) else state)
+        classifier._initialize_callbacks()
+        return classifier
 
     def predict_proba(self, X):
         """Probability of each class for each image.
@@ -397,8 +465,11 @@ class CNNClassifier(KerasClassifier):
                 self.classes_ = classes  # the target encoder learns them from y when None
                 X, y = self._initialize(X, y)
             X, y, sample_weight = self._weigh_samples(X, y, sample_weight)
-            self._train(X, self.target_encoder_.transform(y), sample_weight, warm_start, epochs,
-                        initial_epoch)
+            rows = None
+            if self.validation_split:
+                rows = validation_rows(y, self.validation_split, random_state=self._random_state)
+            self._train(X, self.target_encoder_.transform(y), sample_weight, rows, warm_start,
+                        epochs, initial_epoch)
 
     def _weigh_samples(self, X, y, sample_weight):
         if sample_weight is not None:
@@ -501,17 +572,19 @@ class CNNClassifier(KerasClassifier):
         phase = (epoch % self.epochs) / self.epochs
         return self.learning_rate * (1 + math.cos(math.pi * phase)) / 2
 
-    def _train(self, X, y, sample_weight, warm_start, epochs, initial_epoch):
-        random_state = check_random_state(self._random_state)
-        data = {"x": X, "y": y, "sample_weight": sample_weight, "batch_size": self.batch_size,
-                "validation_split": self.validation_split}
+    def _train(self, X, y, sample_weight, rows, warm_start, epochs, initial_epoch):
         if X.dtype == np.uint8:
-            data = self._pixel_batches(X, y, sample_weight, random_state)
-        elif self.validation_split:
-            # Keras holds out the *last* samples; on data sorted by label that is one class.
-            order = random_state.permutation(len(X))
-            data.update(x=X[order], y=y[order],
-                        sample_weight=None if sample_weight is None else sample_weight[order])
+            data = self._pixel_batches(X, y, sample_weight, rows)
+        elif rows is None:
+            data = {"x": X, "y": y, "sample_weight": sample_weight, "batch_size": self.batch_size}
+        else:
+            fit_rows, val_rows = rows
+            validation = (X[val_rows], y[val_rows])
+            if sample_weight is not None:
+                validation += (sample_weight[val_rows],)
+            data = {"x": X[fit_rows], "y": y[fit_rows],
+                    "sample_weight": None if sample_weight is None else sample_weight[fit_rows],
+                    "batch_size": self.batch_size, "validation_data": validation}
         with self._seeded():
             history = self.model_.fit(
                 **data, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
@@ -521,15 +594,13 @@ class CNNClassifier(KerasClassifier):
         for key, values in history.history.items():
             self.history_.setdefault(key, []).extend(float(value) for value in values)
 
-    def _pixel_batches(self, X, y, sample_weight, random_state):
-        # The held-out rows are drawn as for float input: the last part of a random order.
-        order = random_state.permutation(len(X))
-        n_fit = int(len(X) * (1 - self.validation_split))
-        shuffle = np.random.default_rng(random_state.randint(2**31))
+    def _pixel_batches(self, X, y, sample_weight, rows):
+        fit_rows, val_rows = (None, None) if rows is None else rows
+        shuffle = np.random.default_rng(check_random_state(self._random_state).randint(2**31))
         data = {"x": PixelBatches(X, y, sample_weight, batch_size=self.batch_size,
-                                  rows=order[:n_fit], shuffle=shuffle)}
-        if n_fit < len(X):
-            data["validation_data"] = PixelBatches(X, y, sample_weight, rows=order[n_fit:],
+                                  rows=fit_rows, shuffle=shuffle)}
+        if val_rows is not None:
+            data["validation_data"] = PixelBatches(X, y, sample_weight, rows=val_rows,
                                                    batch_size=self.batch_size)
         return data
 
@@ -541,32 +612,6 @@ class CNNClassifier(KerasClassifier):
                                            verbose=self.verbose)
             return self.model_.predict(X, batch_size=self.batch_size, verbose=self.verbose)
 
-    def _restore_fit(self, model, classes, n_features_in, image_shape, history,
-                     feature_names_in=None):
-        # The fitted state that `fit` would leave, from a saved model (skimgclf.persistence).
-        if model.input_shape[1:] != tuple(image_shape):
-            raise ValueError(f"the network takes images of shape {model.input_shape[1:]}, "
-                             f"not {tuple(image_shape)}")
-        if n_features_in != int(np.prod(image_shape)):
-            raise ValueError(f"{n_features_in} features do not make images of shape "
-                             f"{tuple(image_shape)}")
-        if model.output_shape[-1] != len(classes):
-            raise ValueError(f"the network has {model.output_shape[-1]} outputs for "
-                             f"{len(classes)} classes")
-        self.classes_ = classes
-        self.target_encoder_ = self.target_encoder.fit(classes)
-        self.n_classes_ = len(classes)
-        self.n_features_in_ = n_features_in
-        self.image_shape_ = tuple(image_shape)
-        if feature_names_in is not None:
-            self.feature_names_in_ = np.asarray(feature_names_in, dtype=object)
-        self.history_ = history
-        self.model_ = model
-        # Saved parameters are JSON, so random_state is an int or None, as `_initialize` makes.
-        self._random_state = self.random_state
-        self._initialize_callbacks()
-        return self
-
     def _seeded(self):
         if self._random_state is None:
             return nullcontext()
@@ -575,9 +620,20 @@ class CNNClassifier(KerasClassifier):
     @contextmanager
     def _keras_session(self):
         # Where Keras builds, trains and predicts, and without TensorFlow's false alarms.
-        if self.device is not None and not _DEVICE.fullmatch(self.device):
+        match = None if self.device is None else _DEVICE.fullmatch(self.device)
+        if self.device is not None and not match:
             raise ValueError(
                 f"device must be None, 'cpu', 'gpu' or 'gpu:<index>'; got {self.device!r}")
+        if match and match[1] == "gpu" and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # TensorFlow would quietly place everything on the CPU instead.
+            gpus = tf.config.list_logical_devices("GPU")
+            index = int(match[2][1:]) if match[2] else 0
+            if index >= len(gpus):
+                raise ValueError(f"device={self.device!r}, but TensorFlow sees "
+                                 f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
+                                 "set device=None to let Keras choose, or 'cpu'")
         logger = logging.getLogger("tensorflow")
         logger.addFilter(_not_new_network_tracing)
         try:
@@ -585,3 +641,55 @@ class CNNClassifier(KerasClassifier):
                 yield
         finally:
             logger.removeFilter(_not_new_network_tracing)
+
+
+def validation_rows(y, validation_split, *, random_state=None):
+    """Split the rows of ``y`` into a training part and a stratified held-out part.
+
+    This is how ``CNNClassifier(validation_split=...)`` holds out the images it validates on
+    after every epoch: call it with the same labels and seed to know which they are.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        The labels.
+    validation_split : float
+        The share of the rows to hold out, in (0, 1): every class in proportion.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draw; None draws with seed 0, so that the held-out rows of given labels are
+        always the same ones.
+
+    Returns
+    -------
+    train_rows, validation_rows : ndarray of int
+        The positions of the rows of each part, in increasing order.
+
+    Raises
+    ------
+    ValueError
+        If a class has too few rows to be split in proportion, or the training part would
+        lack a class.
+
+    Examples
+    --------
+    >>> from skimgclf.classifier import validation_rows
+    >>> train, held_out = validation_rows(["a", "a", "b", "b", "a", "b"], 1 / 3)
+    >>> sorted(held_out.tolist()) == held_out.tolist(), len(held_out)
+    (True, 2)
+    """
+    y = np.asarray(y)
+    try:
+        train, held_out = train_test_split(
+            np.arange(len(y)), test_size=validation_split, stratify=y,
+            random_state=0 if random_state is None else random_state)
+    except ValueError as exc:
+        raise ValueError(f"validation_split={validation_split:g} cannot hold out a stratified "
+                         f"share of {len(y)} images: {str(exc).rstrip('.')}. Add images of the "
+                         "rarest classes or change validation_split.") from exc
+    # A large share can hold out every image of a rare class: the network would never see it.
+    unseen = sorted(set(y[held_out].tolist()) - set(y[train].tolist()), key=str)
+    if unseen:
+        raise ValueError(f"holding out validation_split={validation_split:g} of the images leaves "
+                         f"no training image of class {', '.join(map(repr, unseen[:5]))}; lower "
+                         "validation_split or add images of that class.")
+    return np.sort(train), np.sort(held_out)

@@ -1,20 +1,22 @@
 """Save and load fitted models without pickle: Keras's native file plus a JSON description.
 
-A model folder holds two files:
+A model folder holds three files:
 
 ``model.keras``
     The trained network in Keras's native format, loaded back with ``safe_mode=True``.
 ``estimator.json``
     Which estimator wraps it (a bare ``CNNClassifier`` or a ``Pipeline`` whose steps are
     skimgclf estimators, ending in one), every step's ``get_params(deep=False)``, and the
-    classifier's fitted state: its classes with their dtype, the image shape, the number of
-    features, the training history, and a checksum of ``model.keras``.
+    classifier's fitted state: its classes with their dtype, the column names it was fitted
+    on, and the training history.
+``skimgclf-manifest.json``
+    The SHA-256 of every file in the folder, which loading checks before reading any.
 
 Nothing is unpickled and only skimgclf's own classes are rebuilt, so loading a folder runs no
-code from it.
+code from it; nor does a folder choose where anything is written (a loader's ``cache`` is not
+saved).
 """
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,28 +26,30 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
-from ._atomic import replacing_folder
+from ._folders import replacing_folder, verify
 
 FORMAT = "skimgclf-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.keras"
 ESTIMATOR_FILE = "estimator.json"
+_WHAT = "a model folder written by skimgclf's save_model"
 
 
 def save_model(estimator, directory):
     """Write a fitted classifier or pipeline to a model folder.
 
     The folder is built beside ``directory`` and renamed into place once complete, so an
-    interrupted save leaves any earlier model there untouched. An existing model folder is
-    replaced as a whole; any other non-empty folder is refused, so a mistyped path never
-    deletes a user's files.
+    interrupted save leaves any earlier model there untouched. An existing folder is replaced
+    only when skimgclf wrote everything in it (an earlier model folder); any other non-empty
+    folder is refused, so a mistyped path never deletes a user's files.
 
     Parameters
     ----------
     estimator : CNNClassifier or Pipeline
         A fitted ``CNNClassifier``, or a fitted ``Pipeline`` of skimgclf estimators (such as
         ``ImageFolderLoader``) ending in one. All parameters must be JSON values (numbers,
-        strings, booleans, None, tuples, lists, dicts, paths).
+        strings, booleans, None, tuples, lists, dicts, paths). A loader's ``cache`` folder is
+        not saved: where decoded images are written is the choice of whoever uses the model.
     directory : str or path-like
         The model folder to write.
 
@@ -62,7 +66,7 @@ def save_model(estimator, directory):
     sklearn.exceptions.NotFittedError
         If the classifier is not fitted.
     FileExistsError
-        If ``directory`` is a file, or a non-empty folder holding no ``estimator.json``.
+        If ``directory`` is a file, or a folder holding files that skimgclf did not write.
     """
     directory = Path(directory)
     classifier = _final_classifier(estimator)
@@ -75,15 +79,17 @@ def save_model(estimator, directory):
         "estimator": _describe_estimator(estimator),
         "fitted": _describe_fit(classifier),
     }
-    with replacing_folder(directory, markers=(ESTIMATOR_FILE,)) as stage:
+    with replacing_folder(directory, "model") as stage:
         classifier.model_.save(stage / MODEL_FILE)
-        description["fitted"]["model_sha256"] = file_sha256(stage / MODEL_FILE)
         (stage / ESTIMATOR_FILE).write_text(json.dumps(description, indent=2) + "\n")
     return directory
 
 
 def load_model(directory):
     """Load a model folder written by :func:`save_model`.
+
+    Every file is checked against the checksum recorded when it was written before it is
+    read, and the network is loaded by Keras in safe mode, which runs no code from the file.
 
     Parameters
     ----------
@@ -98,41 +104,41 @@ def load_model(directory):
     Raises
     ------
     FileNotFoundError
-        If the folder or one of its two files is missing.
+        If the folder or one of its files is missing.
     ValueError
         If a file is damaged or was changed since it was saved; the message names the file.
+    RuntimeError
+        If the installed Keras is older than the first version whose safe mode has no known
+        way around it.
     """
+    from ._backend import keras
+    from ._safe_keras import check_keras_version, load_network
+
+    # Before anything is read: on such a Keras no file is safe to open.
+    check_keras_version(keras.__version__)
     directory = Path(directory)
+    verify(directory, [ESTIMATOR_FILE, MODEL_FILE], what=_WHAT)
     description_path = directory / ESTIMATOR_FILE
     model_path = directory / MODEL_FILE
-    for path in (description_path, model_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path} not found: {directory} is not a complete model folder written by "
-                "skimgclf's save_model; save the model again")
     try:
         description = json.loads(description_path.read_text())
         if description.get("format") != FORMAT:
             raise ValueError(f"'format' is {description.get('format')!r}, not {FORMAT!r}")
-        if description["format_version"] > FORMAT_VERSION:
+        if description["format_version"] != FORMAT_VERSION:
             raise ValueError(
                 f"it has format version {description['format_version']}, written by skimgclf "
                 f"{description.get('skimgclf_version')}; this skimgclf ({__version__}) reads "
-                f"up to version {FORMAT_VERSION}: upgrade skimgclf")
+                f"version {FORMAT_VERSION}: use the skimgclf that wrote it, or save the model "
+                "again")
         estimator = _build_estimator(description["estimator"])
         fitted = description["fitted"]
-        checksum = fitted["model_sha256"]
+        classes = _decode_classes(fitted["classes"])
+        history, feature_names = fitted["history"], fitted["feature_names_in"]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{description_path} is damaged or not a skimgclf model "
                          f"description: {_reason(exc)}") from exc
-    if file_sha256(model_path) != checksum:
-        raise ValueError(
-            f"{model_path} does not match the checksum recorded in {description_path}: it was "
-            "changed or damaged after saving; save the model again")
-    import keras
-
     try:
-        model = keras.saving.load_model(model_path, safe_mode=True)
+        network = load_network(model_path)
     except Exception as exc:
         # Keras's own advice (safe_mode=False) is no fix here: save_model never writes a
         # network that needs code to load, so this file was changed or damaged.
@@ -140,16 +146,20 @@ def load_model(directory):
                          f"code from the file ({_reason(exc)}); save_model writes no such file, "
                          "so it was changed or damaged after saving: save the model again"
                          ) from exc
-    classifier = _final_classifier(estimator)
+    from .classifier import CNNClassifier
+
+    unfitted = _final_classifier(estimator)
     try:
-        classifier._restore_fit(
-            model, classes=_decode_classes(fitted["classes"]),
-            n_features_in=fitted["n_features_in"], image_shape=tuple(fitted["image_shape"]),
-            history=fitted["history"], feature_names_in=fitted["feature_names_in"])
-    except (ValueError, KeyError, TypeError) as exc:
+        classifier = CNNClassifier.from_network(network, classes, history=history,
+                                                feature_names_in=feature_names,
+                                                **unfitted.get_params(deep=False))
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{description_path} does not describe {model_path}: "
                          f"{_reason(exc)}") from exc
-    return estimator
+    if isinstance(estimator, Pipeline):
+        estimator.steps[-1] = (estimator.steps[-1][0], classifier)
+        return estimator
+    return classifier
 
 
 def _final_classifier(estimator):
@@ -184,7 +194,10 @@ def _describe_estimator(estimator):
     if _estimator_classes().get(name) is not type(estimator):
         raise TypeError(f"cannot save a {name} step: a saved pipeline may hold only skimgclf's "
                         f"estimators ({', '.join(_estimator_classes())})")
-    return {"class": name, "params": _encode_params(estimator.get_params(deep=False), name)}
+    params = estimator.get_params(deep=False)
+    if "cache" in params:
+        params["cache"] = None
+    return {"class": name, "params": _encode_params(params, name)}
 
 
 def _build_estimator(description):
@@ -195,6 +208,10 @@ def _build_estimator(description):
     cls = _estimator_classes().get(description["class"])
     if cls is None:
         raise ValueError(f"unknown estimator class {description['class']!r}")
+    if params.get("cache") is not None:
+        raise ValueError(f"its {cls.__name__} names the cache folder {params['cache']!r}, but "
+                         "save_model never saves one: a model folder does not choose where "
+                         "files are written")
     return cls(**params)
 
 
@@ -202,8 +219,6 @@ def _describe_fit(classifier):
     feature_names = getattr(classifier, "feature_names_in_", None)
     return {
         "classes": _encode_classes(classifier.classes_),
-        "n_features_in": int(classifier.n_features_in_),
-        "image_shape": [int(side) for side in classifier.image_shape_],
         "feature_names_in": None if feature_names is None else [str(n) for n in feature_names],
         "history": {key: [float(v) for v in values]
                     for key, values in classifier.history_.items()},
@@ -268,15 +283,6 @@ def _decode(value):
 
 def _hashable(key):
     return tuple(key) if isinstance(key, list) else key
-
-
-def file_sha256(path):
-    """The SHA-256 of the file at ``path``, as hex (read a megabyte at a time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reason(exc):

@@ -1,6 +1,7 @@
 """What a training run did, as pictures: curves, confusion matrix, misclassified images, HTML.
 
-Only the command line uses this module; the estimators never import it.
+The command line writes one into every model folder; in Python, :func:`write_report` writes
+one for any classifier's history and predictions. The estimators never import this module.
 """
 
 import base64
@@ -21,7 +22,7 @@ from sklearn.utils import column_or_1d
 from sklearn.utils.multiclass import unique_labels
 
 from . import __version__
-from ._atomic import open_atomic
+from ._folders import replacing_folder
 
 CURVES_PNG = "training_curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -39,19 +40,52 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
                  class_names=None, title="skimgclf report"):
     """Write the pictures of a training run and one self-contained HTML page about it.
 
-    Every part is optional and drawn from what is given: ``training_curves.png`` from
-    ``history``, ``confusion_matrix.png`` and the per-class scores from ``y_true`` and
-    ``y_pred``, ``misclassified.png`` from those and ``images``. ``report.html`` embeds the
-    pictures, so it can be mailed or opened alone. Each file is written to a temporary name
-    and renamed, so an interrupted run never leaves half a file; pictures of an earlier report
-    in ``directory`` that this one does not draw are removed.
+    The files are those of :func:`render_report`. ``directory`` is written whole: it is built
+    beside its place and renamed into it once complete, so an interrupted run leaves the
+    earlier report, never half of one. An existing folder is replaced only when skimgclf wrote
+    everything in it (an earlier report); any other non-empty folder is refused.
 
     Parameters
     ----------
     directory : str or path-like
-        Folder to write into; created if needed.
+        The report folder to write.
+    history, y_true, y_pred, images, class_names, title
+        As for :func:`render_report`.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``.
+
+    Raises
+    ------
+    ValueError
+        When the inputs disagree (see :func:`render_report`); nothing is written then.
+    FileExistsError
+        If ``directory`` is a file, or a folder holding files that skimgclf did not write.
+    """
+    files = render_report(history=history, y_true=y_true, y_pred=y_pred, images=images,
+                          class_names=class_names, title=title)
+    directory = Path(directory)
+    with replacing_folder(directory, "report") as stage:
+        for name, data in files.items():
+            (stage / name).write_bytes(data)
+    return directory / REPORT_HTML
+
+
+def render_report(*, history=None, y_true=None, y_pred=None, images=None, class_names=None,
+                  title="skimgclf report"):
+    """Draw the pictures of a training run and the HTML page that embeds them.
+
+    Every part is optional and drawn from what is given: ``training_curves.png`` from
+    ``history``, ``confusion_matrix.png`` and the per-class scores from ``y_true`` and
+    ``y_pred``, ``misclassified.png`` from those and ``images``. ``report.html`` embeds the
+    pictures, so it can be mailed or opened alone.
+
+    Parameters
+    ----------
     history : mapping of str to sequence of float, default=None
-        Per-epoch values as in Keras's ``History.history`` or scikeras's ``history_``:
+        Per-epoch values as in Keras's ``History.history`` or CNNClassifier's ``history_``:
         ``loss``, ``accuracy`` and their ``val_`` counterparts, any of which may be missing.
         Every metric gets a panel, training and validation drawn together.
     y_true, y_pred : array-like of shape (n,), default=None
@@ -68,20 +102,17 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
 
     Returns
     -------
-    pathlib.Path
-        The path of ``report.html``.
+    dict of str to bytes
+        File name to contents: ``report.html`` and the pictures drawn.
 
     Raises
     ------
     ValueError
         When the inputs disagree (lengths, only one of ``y_true``/``y_pred``, ``images``
-        without labels, a label without a name); nothing is written then.
+        without labels, a label without a name).
     """
     curves = _check_history(history)
     scored = _check_predictions(y_true, y_pred, images, class_names)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-
     pictures = {}
     if curves:
         pictures[CURVES_PNG] = _png(_curves_figure(curves))
@@ -89,14 +120,7 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
         pictures[CONFUSION_PNG] = _png(_confusion_figure(scored))
         if scored.images is not None:
             pictures[MISCLASSIFIED_PNG] = _png(_misclassified_figure(scored))
-    for name in (CURVES_PNG, CONFUSION_PNG, MISCLASSIFIED_PNG):
-        if name in pictures:
-            _write(directory / name, pictures[name])
-        else:
-            (directory / name).unlink(missing_ok=True)
-    path = directory / REPORT_HTML
-    _write(path, _html(title, curves, scored, pictures).encode("utf-8"))
-    return path
+    return {REPORT_HTML: _html(title, curves, scored, pictures).encode("utf-8"), **pictures}
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -415,7 +439,3 @@ def _img(pictures, name, alt):
     data = base64.b64encode(pictures[name]).decode("ascii")
     return f'<p><img src="data:image/png;base64,{data}" alt="{alt}" title="{name}"></p>'
 
-
-def _write(path, data):
-    with open_atomic(path) as handle:
-        handle.write(data)

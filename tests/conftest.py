@@ -1,14 +1,11 @@
 """Shared fixtures: real Fashion-MNIST images, from the shipped sample or the full set."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from skimgclf.datasets import export_competition_layout, load_fashion_mnist_sample  # noqa: E402
+from skimgclf.datasets import export_competition_layout, load_fashion_mnist_sample
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

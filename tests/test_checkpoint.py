@@ -12,8 +12,9 @@ import time
 import pandas as pd
 import pytest
 
-from skimgclf import _cli_jobs
+from skimgclf._folders import MANIFEST
 from skimgclf.cli import main
+from skimgclf.loader import ImageFolderLoader
 
 EPOCHS = 12
 TINY = ["--suffix", ".png", "--epochs", str(EPOCHS), "--set", "filters=4",
@@ -41,7 +42,7 @@ def interrupted(small_layout, tmp_path_factory):
     """
     layout = small_layout[0]
     model_dir = tmp_path_factory.mktemp("interrupted") / "model"
-    state = model_dir / "checkpoint" / "checkpoint.json"
+    state = model_dir / "checkpoint" / "run.json"
     process = subprocess.Popen([sys.executable, "-m", "skimgclf", *train_argv(layout, model_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
@@ -59,11 +60,13 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(interrupted):
     last = err.strip().splitlines()[-1]
     assert last.startswith("skimgclf train: interrupted after epoch ")
     assert "--resume" in last and str(model_dir / "checkpoint") in last
-    # No model yet: only the checkpoint, which marks the folder as skimgclf's.
-    assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoint"]
-    state = json.loads((model_dir / "checkpoint" / "checkpoint.json").read_text())
+    # No model yet: only the checkpoint, recorded in the folder's manifest.
+    assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoint", MANIFEST]
+    assert json.loads((model_dir / MANIFEST).read_text())["entries"] == {
+        "checkpoint": {"type": "folder"}}
+    state = json.loads((model_dir / "checkpoint" / "run.json").read_text())
     assert 1 <= state["epochs_done"] < EPOCHS
-    assert len(state["history"]["val_accuracy"]) == state["epochs_done"]
+    assert len(saved_history(model_dir / "checkpoint")["val_accuracy"]) == state["epochs_done"]
     status, err = run(["predict", str(layout.test_csv), "--images", str(layout.test_dir),
                        "--model-dir", str(model_dir), "--output", str(model_dir / "x.csv")])
     assert status == 1
@@ -83,20 +86,35 @@ def test_resume_refuses_other_options_or_no_checkpoint(interrupted, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def saved_history(folder):
+    return json.loads((folder / "estimator.json").read_text())["fitted"]["history"]
+
+
+def test_a_changed_checkpoint_is_refused(interrupted, tmp_path):
+    layout, model_dir, _, _ = interrupted
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    state = copy / "checkpoint" / "run.json"
+    state.write_text(state.read_text().replace('"epochs_done": ', '"epochs_done": 1'))
+    status, err = run(train_argv(layout, copy, "--resume"))
+    assert status == 1
+    assert "changed since skimgclf wrote them: 'checkpoint'" in err.strip().splitlines()[-1]
+
+
 def test_resume_finishes_the_run_and_leaves_no_checkpoint(interrupted, tmp_path):
     layout, model_dir, _, _ = interrupted
-    before = json.loads((model_dir / "checkpoint" / "checkpoint.json").read_text())
-    done = before["epochs_done"]
+    done = json.loads((model_dir / "checkpoint" / "run.json").read_text())["epochs_done"]
+    before = saved_history(model_dir / "checkpoint")
     status, err = run(train_argv(layout, model_dir, "--resume"))
     assert status == 0, err
     assert f"resuming after epoch {done} of {EPOCHS}" in err
     assert not (model_dir / "checkpoint").exists()
     assert sorted(p.name for p in model_dir.parent.iterdir()) == ["model"]
-    history = json.loads((model_dir / "estimator.json").read_text())["fitted"]["history"]
+    history = saved_history(model_dir)
     assert {len(values) for values in history.values()} == {EPOCHS}
     # The history continues the interrupted one, holdout scores included.
-    assert history["loss"][:done] == before["history"]["loss"]
-    assert history["val_accuracy"][:done] == before["history"]["val_accuracy"]
+    assert history["loss"][:done] == before["loss"]
+    assert history["val_accuracy"][:done] == before["val_accuracy"]
     output = tmp_path / "submission.csv"
     status, err = run(["predict", str(layout.test_csv), "--images", str(layout.test_dir),
                        "--model-dir", str(model_dir), "--output", str(output)])
@@ -109,7 +127,7 @@ def test_ctrl_c_before_the_first_epoch_has_nothing_to_resume(small_layout, tmp_p
     def interrupt(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli_jobs, "_stratified_holdout", interrupt)
+    monkeypatch.setattr(ImageFolderLoader, "fit_transform", interrupt)
     status, err = run(train_argv(small_layout[0], tmp_path / "model"))
     assert status == 130
     assert err.strip().splitlines()[-1] == ("skimgclf train: interrupted before the first "

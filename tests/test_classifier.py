@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from scikeras.wrappers import KerasClassifier
 from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import StackingClassifier, VotingClassifier
@@ -26,8 +27,9 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
-from skimgclf import CNNClassifier
+from skimgclf import CNNClassifier, _backend
 from skimgclf import classifier as classifier_module
+from skimgclf.classifier import validation_rows
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 
 # Keras's model.save (also behind pickling) converts TensorFlow variables in a way NumPy 2
@@ -76,6 +78,23 @@ def test_parameters_are_the_signature():
     with pytest.raises(ValueError, match="Invalid parameter 'fit'"):
         clf.set_params(fit__batch_size=8)
     assert "fit__batch_size" not in vars(clf)
+    # Keyword-only, as in scikit-learn: CNNClassifier((8,)) would read as anything.
+    with pytest.raises(TypeError, match="positional"):
+        CNNClassifier((8,))
+
+
+def test_the_scikeras_internals_it_relies_on_are_there(fashion):
+    # scikeras 0.13 is its last release; a new one renaming any of these must fail here, by
+    # name, not deep inside a fit.
+    missing = [name for name in classifier_module.SCIKERAS_METHODS
+               if not hasattr(KerasClassifier, name)]
+    assert not missing, f"scikeras's KerasClassifier no longer has {missing}"
+    x_train, y_train, _, _ = fashion
+    clf = CNNClassifier(**{**TINY, "epochs": 1})
+    clf.classes_ = None  # as fit sets it before scikeras's _initialize
+    KerasClassifier._initialize(clf, x_train[:20], y_train[:20])
+    unset = [name for name in classifier_module.SCIKERAS_STATE if name not in vars(clf)]
+    assert not unset, f"scikeras's KerasClassifier._initialize no longer sets {unset}"
 
 
 @pytest.mark.parametrize(("params", "match"), [
@@ -84,6 +103,7 @@ def test_parameters_are_the_signature():
     ({"lr_schedule": "step"}, "lr_schedule"),
     ({"device": "tpu"}, "device"),
     ({"input_shape": (5, 5)}, "input_shape"),
+    ({"optimizer": "nosuch"}, "optimizer"),
 ])
 def test_bad_parameters_are_named_at_fit(fashion, params, match):
     x_train, y_train, _, _ = fashion
@@ -210,16 +230,46 @@ def test_sample_weight(fashion):
         CNNClassifier(**TINY).fit(x, y, sample_weight=np.zeros(100))
 
 
-def test_random_holdout_and_early_stopping_on_sorted_labels(fashion):
+def test_stratified_holdout_and_early_stopping_on_sorted_labels(fashion):
     x_train, y_train, _, _ = fashion
     order = np.argsort(y_train[:300], kind="stable")
+    x, y = x_train[:300][order], y_train[:300][order]
+    train, held_out = validation_rows(y, 0.3, random_state=0)
+    # Every class in proportion, where Keras would hold out the last 30 %: classes 7-9 only.
+    assert np.array_equal(np.bincount(y[held_out]), np.round(0.3 * np.bincount(y)))
+    assert sorted([*train, *held_out]) == list(range(300))
     clf = CNNClassifier(**{**TINY, "epochs": 40, "validation_split": 0.3,
                            "early_stopping": True, "patience": 1, "learning_rate": 0.01})
-    clf.fit(x_train[:300][order], y_train[:300][order])
+    clf.fit(x, y)
     history = clf.history_
     assert len(history["loss"]) < 40
-    # Keras would hold out the last 30 %: classes 7-9, never trained on, accuracy 0.
     assert max(history["val_accuracy"]) > 0.4
+    # The curves are those of exactly these held-out rows, at the weights kept.
+    best = int(np.argmin(history["val_loss"]))
+    assert clf.score(x[held_out], y[held_out]) == pytest.approx(history["val_accuracy"][best])
+
+
+def test_the_holdout_is_the_same_for_8_bit_and_unseeded_fits(fashion, pixels):
+    mapped, y, _ = pixels
+    _, held_out = validation_rows(y, 0.25)
+    assert np.array_equal(held_out, validation_rows(y, 0.25, random_state=None)[1])
+    clf = CNNClassifier(**{**TINY, "epochs": 1, "validation_split": 0.25, "random_state": None})
+    clf.fit(mapped, y)
+    # Unseeded, the holdout is still drawn with seed 0: the scores are of those rows.
+    assert clf.score(mapped[held_out], y[held_out]) == pytest.approx(
+        clf.history_["val_accuracy"][0])
+
+
+@pytest.mark.parametrize(("y", "split", "match"), [
+    (np.array([0] * 10 + [1]), 0.2, "least populated class"),
+    (np.array([0] * 10 + [1] * 2), 0.9, r"train_size = 1 should be .*\. Add images"),
+    (np.array([0] * 30 + [1] * 2 + [2] * 2), 0.85,
+     r"no training image of class 1, 2; lower validation_split"),
+])
+def test_a_holdout_that_cannot_be_stratified_is_named(fashion, y, split, match):
+    x_train, _, _, _ = fashion
+    with pytest.raises(ValueError, match=match):
+        CNNClassifier(**{**TINY, "validation_split": split}).fit(x_train[:len(y)], y)
 
 
 def test_partial_fit_and_warm_start(fashion):
@@ -234,6 +284,29 @@ def test_partial_fit_and_warm_start(fashion):
     model = warm.model_
     warm.fit(x_train[60:120], y_train[60:120])
     assert warm.model_ is model and list(warm.classes_) == list(range(10))
+    clf.partial_fit(x_train[:60], y_train[:60], epochs=3)
+    assert len(clf.history_["loss"]) == 5
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        clf.partial_fit(x_train[:60], y_train[:60], epochs=0)
+
+
+def test_from_network_wraps_a_network_trained_elsewhere(fitted, fashion, tmp_path):
+    x_train, y_train, x_test, _ = fashion
+    fitted.model_.save(tmp_path / "net.keras")
+    network = keras.saving.load_model(tmp_path / "net.keras")
+    clf = CNNClassifier.from_network(network, fitted.classes_, history=fitted.history_,
+                                     **{**fitted.get_params(), "lr_schedule": "cosine"})
+    np.testing.assert_array_equal(clf.predict_proba(x_test), fitted.predict_proba(x_test))
+    assert (clf.image_shape_, clf.n_features_in_, clf.n_classes_) == ((28, 28, 1), 784, 10)
+    # It trains on, its epochs numbered after those of the history.
+    clf.partial_fit(x_train, NAMES[y_train])
+    assert len(clf.history_["loss"]) == 3
+    assert clf.history_["learning_rate"] == [pytest.approx(0.005)]
+    with pytest.raises(ValueError, match="10 outputs for 9 classes"):
+        CNNClassifier.from_network(fitted.model_, fitted.classes_[:9])
+    flat = keras.Sequential([keras.Input((784,)), keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match=r"must take images .* it takes \(None, 784\)"):
+        CNNClassifier.from_network(flat, [0, 1])
 
 
 def test_cosine_schedule_and_batch_norm_blocks(fashion):
@@ -249,24 +322,55 @@ def test_cosine_schedule_and_batch_norm_blocks(fashion):
     assert kinds.count("BatchNormalization") == 2 and kinds.count("MaxPooling2D") == 2
 
 
-def test_force_cpu(fitted, fashion):
+def test_device_places_the_network(fitted, fashion):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the check reads TensorFlow's device names")
+    import tensorflow as tf
+
     x_train, y_train, x_test, _ = fashion
     on_cpu = clone(fitted).set_params(device="cpu").fit(x_train, NAMES[y_train])
-    # This machine has no GPU, so forcing the CPU changes nothing.
+    devices = {variable.value.device for variable in on_cpu.model_.weights}
+    assert devices and all(device.endswith("CPU:0") for device in devices), devices
     np.testing.assert_array_equal(on_cpu.predict_proba(x_test), fitted.predict_proba(x_test))
+    n_gpus = len(tf.config.list_logical_devices("GPU"))
+    # A GPU asked for that TensorFlow does not see is an error, not a silent run on the CPU.
+    with pytest.raises(ValueError, match=rf"device='gpu:{n_gpus}', but TensorFlow sees"):
+        clone(fitted).set_params(device=f"gpu:{n_gpus}").fit(x_train[:20], y_train[:20])
+    if n_gpus:
+        on_gpu = clone(fitted).set_params(device="gpu").fit(x_train, NAMES[y_train])
+        assert all("GPU" in variable.value.device for variable in on_gpu.model_.weights)
 
 
-def test_gpu_memory_growth_is_enabled_for_every_visible_gpu(monkeypatch):
+def test_gpu_memory_growth_is_asked_for_every_visible_gpu(monkeypatch):
+    # What this proves on a machine without a GPU: the calls made, with stand-ins for
+    # TensorFlow's; the test below checks the real setting where there is a GPU.
     if keras.backend.backend() != "tensorflow":
         pytest.skip("memory growth is a TensorFlow setting")
     import tensorflow as tf
 
     grown = []
+
+    def set_memory_growth(gpu, enable):
+        grown.append((gpu, enable))
+        if gpu == "gpu1":
+            raise RuntimeError("Physical devices cannot be modified after being initialized")
+
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu0", "gpu1"])
-    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
-                        lambda gpu, enable: grown.append((gpu, enable)))
-    classifier_module._let_gpu_memory_grow()
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", set_memory_growth)
+    _backend._let_gpu_memory_grow()  # a runtime started before skimgclf keeps its settings
     assert grown == [("gpu0", True), ("gpu1", True)]
+
+
+def test_gpu_memory_grows_on_a_real_gpu():
+    code = ("import tensorflow as tf, skimgclf._backend\n"
+            "gpus = tf.config.list_physical_devices('GPU')\n"
+            "print(len(gpus), all(tf.config.experimental.get_memory_growth(g) for g in gpus))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    n_gpus, grows = done.stdout.split()
+    if n_gpus == "0":
+        pytest.skip("no GPU here: the call is checked with stand-ins above")
+    assert grows == "True"
 
 
 def test_threads_are_tensorflows_choice_or_the_users(fitted):

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skimgclf._cli_params import UsageError, parse_grid, parse_settings
 from skimgclf.cli import main
+from skimgclf.cli._params import UsageError, classifier_parameters, parse_grid, parse_settings
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.persistence import load_model
 
@@ -95,8 +95,11 @@ def test_train_writes_model_settings_and_report(trained):
     _, model_dir, out = trained
     accuracy = float(out.split("validation accuracy: ")[1].split()[0])
     assert accuracy > 0.3  # chance is 0.1
+    # The classifier held out the very images the report scores.
+    history = json.loads((model_dir / "estimator.json").read_text())["fitted"]["history"]
+    assert history["val_accuracy"][-1] == pytest.approx(accuracy, abs=5e-5)
     assert json.loads((model_dir / "cli.json").read_text()) == {
-        "path_column": "filename", "label_column": "category"}
+        "path_column": "filename", "label_column": "category", "suffix": ""}
     for png in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
         assert (model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (model_dir / "report.html").read_text()
@@ -240,11 +243,47 @@ def test_train_missing_csv_or_folder(small_layout, tmp_path, what):
 
 def test_train_missing_images_fails_before_writing(small_layout, tmp_path):
     layout, *_ = small_layout
-    # Without --suffix the names "1", "2", ... match no file.
-    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+    images = tmp_path / "images"
+    shutil.copytree(layout.train_dir, images)
+    for name in ("7.png", "9.png"):
+        (images / name).unlink()
+    status, _, err = run("train", layout.train_csv, "--images", images,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, f"2 of 300 images are missing from {images}: '7', '9' "
+                                       "(with --suffix .png)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
+
+
+def test_names_without_extension_take_the_one_extension_found(small_layout, tmp_path):
+    layout, *_ = small_layout
+    # The tutorial's layout: ids without extension in the CSV, 1.png ... in the folder.
+    status, out, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                           "--model-dir", tmp_path / "model", "--epochs", "1",
+                           "--set", "filters=4", "--set", "dense_units=8")
+    assert status == 0, err
+    assert "names have no extension; using .png, found for all 300" in err
+    assert json.loads((tmp_path / "model" / "cli.json").read_text())["suffix"] == ".png"
+    status, _, err = run("predict", layout.test_csv, "--images", layout.test_dir,
+                         "--model-dir", tmp_path / "model", "-o", tmp_path / "sub.csv")
+    assert status == 0, err
+    assert len(pd.read_csv(tmp_path / "sub.csv")) == 100
+
+
+def test_names_without_extension_and_two_extensions_found_are_refused(small_layout, tmp_path):
+    layout, *_ = small_layout
+    images = tmp_path / "images"
+    shutil.copytree(layout.train_dir, images)
+    for path in list(images.iterdir()):
+        shutil.copy(path, path.with_suffix(".jpg"))
+    status, _, err = run("train", layout.train_csv, "--images", images,
                          "--model-dir", tmp_path / "model")
-    assert_one_line_error(status, err, str(layout.train_dir))
-    assert list(tmp_path.iterdir()) == []
+    assert_one_line_error(status, err, "as .jpg and as .png; choose with --suffix")
+    for name in ("5.png", "6.png", "7.jpg"):
+        (images / name).unlink()
+    status, _, err = run("train", layout.train_csv, "--images", images,
+                         "--model-dir", tmp_path / "model")
+    assert_one_line_error(status, err, "1 of 300 images are missing", ": '7'.",
+                          "most of them are there as .jpg: add the missing files")
 
 
 def test_train_empty_label_names_the_line(small_layout, tmp_path):
@@ -265,6 +304,40 @@ def test_train_class_too_rare_to_stratify(small_layout, tmp_path):
     status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
                          "--model-dir", tmp_path / "model", "--suffix", ".png")
     assert_one_line_error(status, err, "cannot hold out a stratified", "--validation-split")
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_a_folder_merely_holding_names_skimgclf_uses_is_never_replaced(small_layout, tmp_path,
+                                                                       command):
+    # The report: `checkpoint/` is a folder name of other tools, and `cli.json` a file
+    # name anyone may use; once they sufficed to make the folder skimgclf's to replace.
+    layout, *_ = small_layout
+    project = tmp_path / "proj"
+    (project / "checkpoint").mkdir(parents=True)
+    (project / "thesis.tex").write_text("years of work")
+    argv = [command, layout.train_csv, "--images", layout.train_dir, "--suffix", ".png",
+            "--model-dir", project, "--epochs", "1"]
+    if command == "tune":
+        argv += ["--grid", "dropout=0.1/0.2", "--cv", "2"]
+    for extra in ("checkpoint", "cli.json"):
+        if extra == "cli.json":
+            (project / "cli.json").write_text("{}")
+        status, _, err = run(*argv)
+        assert_one_line_error(status, err, f"{project} holds files that skimgclf did not write",
+                              "'checkpoint'", "'thesis.tex'")
+        assert (project / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in project.iterdir()) == ["checkpoint", "cli.json", "thesis.tex"]
+
+
+def test_a_file_put_into_a_model_folder_stops_a_retrain(trained, tmp_path):
+    root, model_dir, _ = trained
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    (copy / "notes.txt").write_text("what I tried")
+    status, _, err = run("train", root / "train.csv", "--images", root / "train",
+                         "--model-dir", copy, "--label-column", "category", *TINY)
+    assert_one_line_error(status, err, "entries it does not list: 'notes.txt'")
+    assert (copy / "notes.txt").read_text() == "what I tried"
 
 
 def test_train_refuses_a_folder_of_other_files(small_layout, tmp_path):
@@ -312,7 +385,8 @@ def test_predict_test_csv_without_the_name_column(trained, tmp_path):
     assert not (tmp_path / "submission.csv").exists()
 
 
-@pytest.mark.parametrize("damage", ["missing", "no settings", "corrupt model"])
+@pytest.mark.parametrize("damage", ["missing", "no settings", "corrupt model",
+                                    "changed settings"])
 def test_predict_unreadable_model_dir(trained, tmp_path, damage):
     root, model_dir, _ = trained
     broken = tmp_path / "model"
@@ -324,11 +398,29 @@ def test_predict_unreadable_model_dir(trained, tmp_path, damage):
         for path in broken.iterdir():
             if path.suffix == ".keras":
                 path.write_bytes(b"not a keras file")
+    if damage == "changed settings":
+        (broken / "cli.json").write_text('{"path_column": "label", "label_column": "filename", '
+                                         '"suffix": ""}')
     output = tmp_path / "submission.csv"
     status, _, err = run("predict", root / "test.csv", "--images", root / "test",
                          "--model-dir", broken, "-o", output)
     assert_one_line_error(status, err, str(broken))
     assert not output.exists()
+
+
+def test_predict_output_that_is_a_folder_is_refused_before_the_model_loads(trained, tmp_path,
+                                                                          monkeypatch):
+    from skimgclf import persistence
+
+    def never(*args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(persistence, "load_model", never)
+    root, model_dir, _ = trained
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", model_dir, "-o", tmp_path)
+    assert_one_line_error(status, err, f"--output {tmp_path} is a folder",
+                          f"--output {tmp_path / 'submission.csv'}")
 
 
 def test_predict_output_in_a_missing_folder(trained, tmp_path):
@@ -364,6 +456,67 @@ def test_bad_settings_are_usage_errors(small_layout, argv, fragment):
             for a in argv]
     status, _, err = run(*argv)
     assert_one_line_error(status, err, fragment, code=2)
+
+
+def test_bad_values_are_refused_before_the_images_load(small_layout, tmp_path, monkeypatch):
+    from skimgclf.loader import ImageFolderLoader
+
+    def never(*args):
+        raise AssertionError("images were loaded")
+
+    monkeypatch.setattr(ImageFolderLoader, "transform", never)
+    layout, *_ = small_layout
+    common = [layout.train_csv, "--images", layout.train_dir, "--model-dir", tmp_path / "m",
+              "--suffix", ".png"]
+    status, _, err = run("train", *common, "--set", "optimizer=nosuch")
+    assert_one_line_error(status, err, "--set: The 'optimizer' parameter",
+                          "name of a Keras optimizer", "'nosuch'", code=2)
+    status, _, err = run("tune", *common, "--grid", "dropout=0.2/1.5")
+    assert_one_line_error(status, err, "--grid: The 'dropout' parameter", "1.5", code=2)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("address", ["garbage", "tcp://nosuchhost.invalid:8786",
+                                     "ftp://10.0.0.5:8786"])
+def test_a_bad_scheduler_address_is_refused_at_once(small_layout, tmp_path, address):
+    layout, *_ = small_layout
+    status, _, err = run("tune", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "m", "--suffix", ".png",
+                         "--grid", "dropout=0.1/0.2", "--scheduler", address)
+    assert_one_line_error(status, err, f"--scheduler {address}")
+    assert "Traceback" not in err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("case", ["missing csv", "missing column", "missing images",
+                                  "foreign model folder", "bad setting name"])
+def test_typos_are_reported_without_the_heavy_imports(small_layout, tmp_path, case):
+    # A typo must cost a fraction of a second: no TensorFlow, no scikit-learn yet.
+    layout, *_ = small_layout
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "thesis.tex").write_text("mine")
+    argv = {"missing csv": ["train", tmp_path / "nope.csv"],
+            "missing column": ["train", layout.train_csv, "--label-column", "klass"],
+            "missing images": ["train", layout.test_csv, "--label-column", "id"],
+            "foreign model folder": ["train", layout.train_csv],
+            "bad setting name": ["train", layout.train_csv, "--set", "dropuot=0.3"]}[case]
+    model_dir = tmp_path / ("foreign" if case == "foreign model folder" else "m")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "skimgclf",
+                           *map(str, argv), "--images", str(layout.train_dir),
+                           "--model-dir", str(model_dir)],
+                          capture_output=True, text=True, timeout=60)
+    messages = "\n".join(line for line in done.stderr.splitlines()
+                         if not line.startswith("import time:"))
+    assert_one_line_error(done.returncode, messages, code=2 if case == "bad setting name" else 1)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    heavy = ("tensorflow", "keras", "sklearn", "scikeras")
+    assert not [name for name in imported if name.split(".")[0] in heavy]
+
+
+def test_set_names_are_read_without_importing_the_classifier():
+    from skimgclf import CNNClassifier
+
+    assert classifier_parameters() == CNNClassifier().get_params()
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -420,12 +573,12 @@ class DieInWideNetwork(keras.callbacks.Callback):
 
 @pytest.mark.slow
 def test_tune_says_a_parallel_worker_died(small_layout, tmp_path, monkeypatch):
-    from skimgclf import _cli_jobs
+    from skimgclf.cli import _jobs
 
     layout, *_ = small_layout
-    classifier = _cli_jobs._classifier
-    monkeypatch.setattr(_cli_jobs, "_classifier", lambda settings, console: classifier(
-        settings, console).set_params(callbacks=[DieInWideNetwork]))
+    classifier = _jobs._classifier
+    monkeypatch.setattr(_jobs, "_classifier", lambda *args, **kwargs: classifier(
+        *args, **kwargs).set_params(callbacks=[DieInWideNetwork]))
     status, _, err = run("tune", layout.train_csv, "--images", layout.train_dir,
                          "--model-dir", tmp_path / "model", "--suffix", ".png", "--cv", "2",
                          "--n-jobs", "2", "--grid", "filters=4/4,8", "--set", "dense_units=8",
@@ -460,6 +613,61 @@ def test_predict_blank_image_name_names_the_line(trained, tmp_path):
                          "--model-dir", model_dir, "-o", tmp_path / "submission.csv")
     assert_one_line_error(status, err, "test.csv: 1 rows have no 'filename' (line 4)")
     assert not (tmp_path / "submission.csv").exists()
+
+
+SPELLED_LIKE_MISSING = ["None", "NA", "nan", "null", "n/a", "N/A", "NULL", "#N/A", "-nan", "NaN"]
+
+
+def test_labels_and_ids_spelled_like_missing_values_are_kept(small_layout, tmp_path):
+    # pandas would read each of these as a blank: "50 rows have no 'label'".
+    layout, _, y_train, x_test, _ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    train["label"] = np.array(SPELLED_LIKE_MISSING)[y_train]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test = tmp_path / "test"
+    test.mkdir()
+    for name, pixels in zip(["NA", "None", "null"], x_test, strict=False):
+        Image.fromarray(pixels).save(test / f"{name}.png")
+    (tmp_path / "test.csv").write_text("id\nNA\nNone\nnull\n")
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", *TINY, "-q")
+    assert status == 0, err
+    assert sorted(load_model(tmp_path / "model")["cnn"].classes_) == sorted(SPELLED_LIKE_MISSING)
+    status, _, err = run("predict", tmp_path / "test.csv", "--images", test,
+                         "--model-dir", tmp_path / "model", "-o", tmp_path / "sub.csv", "-q")
+    assert status == 0, err
+    submission = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    assert submission["id"].tolist() == ["NA", "None", "null"]
+    assert set(submission["label"]) <= set(SPELLED_LIKE_MISSING)
+
+
+@pytest.mark.parametrize(("spellings", "shown"), [
+    ({0: "3", 1: "3.0"}, "'3' and '3.0'"),
+    ({0: "cat", 1: "cat "}, "'cat' and 'cat '"),
+    ({0: "7", 1: " 7", 2: "07"}, "' 7' and '07' and '7'"),
+])
+def test_labels_spelled_two_ways_are_refused(small_layout, tmp_path, spellings, shown):
+    layout, _, y_train, _, _ = small_layout
+    train = pd.read_csv(layout.train_csv, dtype=str)
+    for row, spelling in spellings.items():
+        train.loc[row, "label"] = spelling
+    train.to_csv(tmp_path / "train.csv", index=False)
+    status, _, err = run("train", tmp_path / "train.csv", "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model", "--suffix", ".png")
+    assert_one_line_error(status, err, "differ only by spaces or by how a number is written",
+                          shown, "Spell each class one way")
+    assert not (tmp_path / "model").exists()
+
+
+def test_differing_sizes_are_reported_in_the_words_of_the_command_line(small_layout, tmp_path):
+    layout, *_ = small_layout
+    images = tmp_path / "images"
+    shutil.copytree(layout.train_dir, images)
+    with Image.open(images / "3.png") as image:
+        image.resize((30, 30)).save(images / "3.png")
+    status, _, err = run("train", layout.train_csv, "--images", images, "--suffix", ".png",
+                         "--model-dir", tmp_path / "model")
+    assert_one_line_error(status, err, "the images differ in size", "Set --target-size H W")
 
 
 def test_train_one_class_is_refused_before_loading(small_layout, tmp_path):

@@ -1,6 +1,6 @@
 """scikit-learn's estimator checks on CNNClassifier, with the few failures it cannot avoid."""
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from skimgclf import CNNClassifier
 
@@ -19,9 +19,6 @@ EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data":
         "minibatch SGD: a sample of weight 2 and the same sample twice give different "
         "batches and step sizes, so the networks differ.",
-    "check_methods_sample_order_invariance":
-        "float32 kernels round a sample's output differently depending on its place in the "
-        "batch (differences ~1e-8; the check allows rtol=1e-7 at float64).",
 }
 
 
@@ -33,3 +30,9 @@ def _expected_failed_checks(estimator):
                          expected_failed_checks=_expected_failed_checks)
 def test_sklearn_conformance(estimator, check):
     check(estimator)
+
+
+def test_parameter_validation():
+    # Not among parametrize_with_checks's checks: each parameter set to a value of a wrong
+    # kind must be refused by every public method, in scikit-learn's words.
+    check_param_validation("CNNClassifier", CNNClassifier(filters=(4,), dense_units=8, epochs=1))

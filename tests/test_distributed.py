@@ -15,8 +15,8 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from skimgclf import CNNClassifier, ImageFolderLoader
-from skimgclf._distributed import check_workers, dask_backend
 from skimgclf.cli import main
+from skimgclf.cli._distributed import check_workers, dask_backend
 
 distributed = pytest.importorskip("dask.distributed")
 psutil = pytest.importorskip("psutil")

@@ -1,8 +1,6 @@
 """Model folders: Keras's native file plus JSON, atomic writes, clear errors on damage."""
 
-import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import keras
@@ -14,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from skimgclf import CNNClassifier, ImageFolderLoader
+from skimgclf._folders import MANIFEST, describe
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.persistence import ESTIMATOR_FILE, MODEL_FILE, load_model, save_model
 
@@ -55,7 +54,7 @@ def _siblings(directory):
 def test_classifier_round_trip(fitted, images, tmp_path):
     _, _, x_test = images
     directory = save_model(fitted, tmp_path / "model")
-    assert sorted(p.name for p in directory.iterdir()) == [ESTIMATOR_FILE, MODEL_FILE]
+    assert sorted(p.name for p in directory.iterdir()) == [ESTIMATOR_FILE, MODEL_FILE, MANIFEST]
     loaded = load_model(directory)
     assert type(loaded) is CNNClassifier
     assert loaded.get_params() == fitted.get_params()  # tuples and int-keyed dicts survive
@@ -89,7 +88,7 @@ def test_loaded_classifier_trains_on(fitted, images, tmp_path):
 
 def test_description_is_plain_json(fitted, tmp_path):
     description = json.loads((save_model(fitted, tmp_path / "m") / ESTIMATOR_FILE).read_text())
-    assert description["format_version"] == 1
+    assert description["format_version"] == 2
     assert description["estimator"]["class"] == "CNNClassifier"
     assert description["estimator"]["params"]["filters"] == {"__tuple__": [8]}
     assert description["fitted"]["classes"] == {"values": list(range(10)),
@@ -99,20 +98,27 @@ def test_description_is_plain_json(fitted, tmp_path):
 def test_saving_replaces_a_model_whole_and_leaves_nothing_behind(fitted, images, tmp_path):
     x_train, y_train, x_test = images
     directory = save_model(fitted, tmp_path / "model")
-    (directory / "stale.txt").write_text("from an older model")
     other = CNNClassifier(**{**TINY, "random_state": 1}).fit(x_train, y_train)
     save_model(other, directory)
-    assert not (directory / "stale.txt").exists()
     assert _siblings(directory) == ["model"]
     np.testing.assert_array_equal(load_model(directory).predict_proba(x_test),
                                   other.predict_proba(x_test))
 
 
-def test_a_folder_of_other_files_is_refused_untouched(fitted, tmp_path):
-    (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="did not write"):
+@pytest.mark.parametrize("name", ["notes.txt", "checkpoint"])
+def test_a_folder_of_other_files_is_refused_untouched(fitted, tmp_path, name):
+    (tmp_path / name).write_text("mine")
+    with pytest.raises(FileExistsError, match=rf"did not write .*'{name}'"):
         save_model(fitted, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_model_folder_holding_a_users_file_is_not_replaced(fitted, tmp_path):
+    directory = save_model(fitted, tmp_path / "model")
+    (directory / "notes.txt").write_text("what I tried")
+    with pytest.raises(FileExistsError, match="does not list: 'notes.txt'"):
+        save_model(fitted, directory)
+    assert (directory / "notes.txt").read_text() == "what I tried"
 
 
 def test_failed_save_keeps_the_previous_model(fitted, images, tmp_path, monkeypatch):
@@ -160,22 +166,68 @@ def test_changed_network_file_is_refused(fitted, tmp_path):
         load_model(directory)
 
 
+def test_swapped_class_names_are_refused(fitted_pipeline, tmp_path):
+    # Two names swapped in the description would swap the predictions without a word.
+    directory = save_model(fitted_pipeline, tmp_path / "model")
+    path = directory / ESTIMATOR_FILE
+    description = json.loads(path.read_text())
+    classes = description["fitted"]["classes"]["values"]
+    classes[0], classes[1] = classes[1], classes[0]
+    path.write_text(json.dumps(description, indent=2) + "\n")
+    with pytest.raises(ValueError, match=rf"{ESTIMATOR_FILE} does not match the checksum "
+                                         rf"recorded in .*{MANIFEST}"):
+        load_model(directory)
+
+
 @pytest.mark.parametrize(("edit", "match"), [
     (lambda text: text[:-20], "damaged"),
     (lambda text: text.replace('"CNNClassifier"', '"os.system"'), "unknown estimator class"),
-    (lambda text: text.replace('"format_version": 1', '"format_version": 99'), "upgrade"),
-    (lambda text: text.replace('"n_features_in": 784', '"n_features_in": 78'),
-     "does not describe"),
-    (lambda text: text.replace('"image_shape": [\n      28', '"image_shape": [\n      27'),
+    (lambda text: text.replace('"format_version": 2', '"format_version": 99'),
+     "reads version 2"),
+    (lambda text: text.replace('"format_version": 2', '"format_version": 1'),
+     "use the skimgclf that wrote it"),
+    (lambda text: text.replace('"values": [\n', '"values": [\n        10,\n'),
      "does not describe"),
 ])
 def test_changed_description_is_refused(fitted, tmp_path, edit, match):
+    # With its checksum rewritten, as whoever can edit the folder can do: the description is
+    # still read with care.
     directory = save_model(fitted, tmp_path / "model")
     path = directory / ESTIMATOR_FILE
     path.write_text(edit(path.read_text()))
+    describe(directory, "model")
     with pytest.raises(ValueError, match=match) as error:
         load_model(directory)
     assert ESTIMATOR_FILE in str(error.value)
+
+
+def test_a_model_folder_never_chooses_where_files_are_written(fitted_pipeline, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    pipe = fitted_pipeline.set_params(load__cache=str(tmp_path / "cache"))
+    directory = save_model(pipe, tmp_path / "model")
+    pipe.set_params(load__cache=None)
+    assert load_model(directory)["load"].cache is None  # the cache is not saved
+    path = directory / ESTIMATOR_FILE
+    path.write_text(path.read_text().replace('"cache": null', f'"cache": "{elsewhere}"'))
+    describe(directory, "model")
+    with pytest.raises(ValueError, match="names the cache folder .*does not choose where"):
+        load_model(directory)
+    assert not elsewhere.exists()
+
+
+def test_a_keras_with_known_safe_mode_bypasses_is_refused(fitted, tmp_path, monkeypatch):
+    directory = save_model(fitted, tmp_path / "model")
+    monkeypatch.setattr(keras, "__version__", "3.8.0")
+    with pytest.raises(RuntimeError, match=r"Keras 3.8.0 is installed.*keras>=3.14.0"):
+        load_model(directory)
+
+
+def test_a_folder_of_skimgclf_0_1_is_refused_with_the_fix(fitted, tmp_path):
+    directory = save_model(fitted, tmp_path / "model")
+    (directory / MANIFEST).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"has no {MANIFEST}, so it is not a model "
+                                                "folder written by skimgclf's save_model"):
+        load_model(directory)
 
 
 def test_accepts_str_and_path(fitted, tmp_path):
@@ -191,15 +243,7 @@ def test_accepts_str_and_path(fitted, tmp_path):
 def _rewrite_network(directory, model):
     """Replace the folder's network by ``model``, recording its checksum as save_model does."""
     model.save(directory / MODEL_FILE)
-    _record_checksum(directory)
-
-
-def _record_checksum(directory):
-    path = directory / ESTIMATOR_FILE
-    description = json.loads(path.read_text())
-    digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
-    description["fitted"]["model_sha256"] = digest
-    path.write_text(json.dumps(description))
+    describe(directory, "model")
 
 
 def test_lambda_layer_with_code_is_refused_without_running_it(fitted, tmp_path):
@@ -217,45 +261,24 @@ def test_lambda_layer_with_code_is_refused_without_running_it(fitted, tmp_path):
     assert not ran.exists()
 
 
-@pytest.mark.parametrize("module, name", [("os", "system"), ("subprocess", "Popen"),
-                                          ("builtins", "exec")])
-def test_config_naming_a_module_outside_keras_is_refused(fitted, tmp_path, module, name):
-    directory = save_model(fitted, tmp_path / "model")
-    ran = tmp_path / "ran.txt"
-    with zipfile.ZipFile(directory / MODEL_FILE) as archive:
-        members = {member: archive.read(member) for member in archive.namelist()}
-    config = json.loads(members["config.json"])
-    layer = config["config"]["layers"][1]
-    layer.update(module=module, class_name=name, registered_name=None)
-    layer["config"].update(command=f"touch {ran}", args=["touch", str(ran)])
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(directory / MODEL_FILE, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
-    _record_checksum(directory)
-    with pytest.raises(ValueError, match=f"{MODEL_FILE} cannot be loaded"):
-        load_model(directory)
-    assert not ran.exists()
-
-
 def test_damaged_network_with_a_matching_checksum_is_named(fitted, tmp_path):
     directory = save_model(fitted, tmp_path / "model")
     content = bytearray((directory / MODEL_FILE).read_bytes())
     content[len(content) // 2:len(content) // 2 + 64] = bytes(64)
     (directory / MODEL_FILE).write_bytes(bytes(content))
-    _record_checksum(directory)
+    describe(directory, "model")
     with pytest.raises(ValueError, match=f"{MODEL_FILE} cannot be loaded.*save the model again"):
         load_model(directory)
 
 
-def test_wrong_checksum_names_both_files_and_the_fix(fitted, tmp_path):
+def test_wrong_checksum_names_both_files(fitted, tmp_path):
     directory = save_model(fitted, tmp_path / "model")
-    path = directory / ESTIMATOR_FILE
-    description = json.loads(path.read_text())
-    description["fitted"]["model_sha256"] = "0" * 64
-    path.write_text(json.dumps(description))
+    path = directory / MANIFEST
+    manifest = json.loads(path.read_text())
+    manifest["entries"][MODEL_FILE]["sha256"] = "0" * 64
+    path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=rf"{MODEL_FILE} does not match the checksum recorded "
-                                         rf"in .*{ESTIMATOR_FILE}.*save the model again"):
+                                         rf"in .*{MANIFEST}: it was changed or damaged"):
         load_model(directory)
 
 

@@ -12,8 +12,9 @@ from PIL import Image
 from sklearn.metrics import classification_report
 
 from skimgclf import report
+from skimgclf._folders import MANIFEST
 from skimgclf.datasets import FASHION_MNIST_CLASSES
-from skimgclf.report import write_report
+from skimgclf.report import render_report, write_report
 
 PNGS = (report.CURVES_PNG, report.CONFUSION_PNG, report.MISCLASSIFIED_PNG)
 # Fashion-MNIST's usual confusions: shirt/T-shirt, pullover/coat, sneaker/ankle boot/sandal.
@@ -57,7 +58,8 @@ def embedded_pngs(page):
 def test_full_report_files_are_valid(full_report):
     path, page = full_report
     assert path.name == "report.html"
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted([*PNGS, "report.html"])
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([*PNGS, "report.html",
+                                                                    MANIFEST])
     curves_w, curves_h = png_size(path.parent / report.CURVES_PNG)
     assert 800 < curves_w < 2000 and 300 < curves_h < 800
     matrix_w, matrix_h = png_size(path.parent / report.CONFUSION_PNG)
@@ -97,7 +99,8 @@ def test_history_only_replaces_an_earlier_report(tmp_path, validation):
     write_report(tmp_path, y_true=y[:30], y_pred=y_pred[:30], images=x[:30])
     path = write_report(tmp_path, history={"loss": [0.9, 0.7], "accuracy": [0.6, 0.7]})
     # Pictures of the earlier run are gone: the folder describes one run.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", report.CURVES_PNG]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", MANIFEST,
+                                                         report.CURVES_PNG]
     page = path.read_text(encoding="utf-8")
     assert "No validation predictions were given." in page
     assert len(embedded_pngs(page)) == 1
@@ -194,6 +197,27 @@ def test_interrupted_write_keeps_the_old_files(validation, tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space left"):
         write_report(tmp_path, history={"loss": [2.0]}, y_true=y[:30], y_pred=y[:30])
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no .tmp left
+
+
+@pytest.mark.parametrize("name", ["report.html", report.CURVES_PNG, "notes.txt"])
+def test_a_folder_holding_a_users_file_is_refused_untouched(tmp_path, name):
+    # A report folder is replaced whole: a file skimgclf did not write there, even one named
+    # as a report's, must not go with it.
+    write_report(tmp_path, history={"loss": [0.9, 0.7]})
+    (tmp_path / name).write_text("the user's")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match=rf"did not write .*: '{re.escape(name)}'"):
+        write_report(tmp_path, history={"loss": [0.5]})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_render_report_returns_the_files_it_would_write(validation, tmp_path):
+    x, y, y_pred = validation
+    files = render_report(history=HISTORY, y_true=y[:30], y_pred=y_pred[:30], images=x[:30])
+    assert sorted(files) == sorted(["report.html", *PNGS])
+    write_report(tmp_path, history=HISTORY, y_true=y[:30], y_pred=y_pred[:30], images=x[:30])
+    for name in PNGS:
+        assert files[name] == (tmp_path / name).read_bytes()
 
 
 def test_library_does_not_import_the_report():

@@ -5,10 +5,10 @@ a command that trains or predicts.
 """
 
 import argparse
-import os
+import re
 import sys
 
-from ._cli_params import UsageError
+from ._params import UsageError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 # The shell's status for a program stopped by SIGINT (128 + 2).
@@ -39,10 +39,6 @@ def main(argv=None):
     if args.command == "demo" and args.data_dir is not None and not args.full:
         print("skimgclf demo: error: --data-dir is only read with --full", file=sys.stderr)
         return EXIT_USAGE
-    # TensorFlow's C++ log (even its "E" lines about tf.data graph attributes it ignores) is
-    # noise to a user; real failures still arrive as Python exceptions. --debug keeps it.
-    if not args.debug:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     try:
         _run(args)
     except UsageError as exc:
@@ -64,7 +60,7 @@ def main(argv=None):
 
 
 def _run(args):
-    from . import _cli_jobs as jobs
+    from . import _jobs as jobs
 
     console = jobs.Console(quiet=args.quiet)
     settings = list(getattr(args, "set", None) or [])
@@ -91,10 +87,27 @@ def _run(args):
 
 def _message(exc):
     # Messages that list places or files span lines; the user gets them as one.
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-    if isinstance(exc, (ValueError, OSError)):
+    text = _cli_words(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
+    if isinstance(exc, (ValueError, OSError, ImportError)):
         return text or type(exc).__name__
     return f"{type(exc).__name__}: {text} (run again with --debug for the traceback)"
+
+
+# The library's messages name its parameters; the command line's user knows the options.
+_CLI_WORDS = (
+    (re.compile(r"\btarget_size=\(height, width\)"), "--target-size H W"),
+    (re.compile(r"\bsuffix='([^']*)'"), r"--suffix \1"),
+    (re.compile(r"\bvalidation_split=(\S+?)(?=[\s,;:]|$)"), r"--validation-split \1"),
+    (re.compile(r"(?<![-\w])(target_size|color_mode|validation_split|path_column|suffix)\b(?!=)"),
+     lambda match: "--" + match[1].replace("_", "-")),
+)
+
+
+def _cli_words(text):
+    """``text`` with the library's parameter names put as the options that set them."""
+    for pattern, replacement in _CLI_WORDS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def build_parser():
@@ -207,7 +220,7 @@ def build_parser():
 
 
 def _version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -5,9 +5,36 @@ workers present, each worker one process per fit, the image folder readable on e
 """
 
 import os
+import re
+import socket
 from contextlib import contextmanager
 
 INSTALL_HINT = "pip install 'skimgclf[dask]'"
+_ADDRESS = re.compile(r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[^\]]+\]|[^:/\s\[\]]+):"
+                      r"(?P<port>\d{1,5})/?")
+# The schemes of a scheduler reached over the network.
+_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+def check_address(address):
+    """Refuse a malformed scheduler address, or one whose host is unknown, without Dask.
+
+    Returns
+    -------
+    (str, int)
+        The host and the port.
+    """
+    match = _ADDRESS.fullmatch(address.strip())
+    if not match or (match["scheme"] or "tcp") not in _SCHEMES:
+        raise ValueError(f"--scheduler {address} is not the address of a Dask scheduler; "
+                         "give it as 'dask scheduler' prints it, e.g. tcp://10.0.0.5:8786")
+    host, port = match["host"].strip("[]"), int(match["port"])
+    try:
+        socket.getaddrinfo(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"--scheduler {address}: no host is known as {host!r} "
+                         f"({getattr(exc, 'strerror', None) or exc}); check the address") from exc
+    return host, port
 
 
 @contextmanager
@@ -24,8 +51,14 @@ def dask_backend(address, image_dir):
     except ImportError as exc:
         raise ValueError(f"--scheduler needs Dask's distributed scheduler, which is not "
                          f"installed ({exc}); install it with: {INSTALL_HINT}") from exc
+    from dask.utils import parse_timedelta
+
     timeout = config.get("distributed.comm.timeouts.connect")
     try:
+        # A plain connection first: a Client that fails to connect hangs in its destructor
+        # and prints a traceback long after the error.
+        socket.create_connection(check_address(address), timeout=parse_timedelta(timeout)
+                                 ).close()
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise ValueError(

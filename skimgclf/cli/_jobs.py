@@ -1,7 +1,8 @@
 """The jobs behind the command line: train, predict, tune and demo, thin over the library.
 
-Each job checks every input it can before the long work starts, so that a typo costs a second,
-not a training run; and writes its results whole or not at all.
+Each job checks every input it can before the long work starts, so that a typo costs a fraction
+of a second and a bad setting a few, not a training run; and writes its results whole or not at
+all, into folders that are new, empty or its own.
 """
 
 import contextlib
@@ -10,20 +11,32 @@ import re
 import sys
 import tempfile
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._atomic import check_replaceable, open_atomic, replacing_folder
-from ._cli_params import parse_grid, parse_settings
+from .._atomic import open_atomic
+from .._folders import check_replaceable, claim, record_file, replacing_folder, verify
+from ._params import UsageError, classifier_parameters, parse_grid, parse_settings
+from ._tables import (
+    TableSpec,
+    read_table,
+    require_columns,
+    require_values,
+    resolve_suffix,
+    sample_order,
+    training_table,
+)
 
 SETTINGS_FILE = "cli.json"
 # Five epochs of the tutorial network over 3,200 images: ~70 s for the whole demo on 2 busy
 # cores, validation accuracy ~0.85 (the docs' CLI reference has the measurement). User
 # settings come after these and win.
 DEMO_SETTINGS = ("epochs=5", "random_state=0")
+# What `demo` writes in its folder, besides the folders it records there itself.
+SUBMISSION_FILE = "submission.csv"
 
 
 class Console:
@@ -54,22 +67,11 @@ class Console:
         print(f"skimgclf: warning: {message}", file=sys.stderr, flush=True)
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """How a CSV maps onto images: the columns, and how the loader turns names into pixels."""
-
-    path_column: str | None = None
-    label_column: str = "label"
-    suffix: str = ""
-    color_mode: str = "grayscale"
-    target_size: tuple | None = None
-
-
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a job, carrying what the user can do next."""
 
 
-def train(train_csv, images, model_dir, *, spec=TableSpec(), validation_split=0.2, settings=(),
+def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, settings=(),
           class_names=None, resume=False, console=None):
     """Fit the pipeline on ``train_csv``, score a stratified holdout, save model and report.
 
@@ -78,27 +80,26 @@ def train(train_csv, images, model_dir, *, spec=TableSpec(), validation_split=0.
     A checkpoint in ``model_dir`` after every epoch lets ``resume`` continue an interrupted
     run of the same command; Ctrl-C raises :class:`Interrupted` saying so.
     """
-    from . import _checkpoint
-
     console = console or Console()
     model_dir = Path(model_dir)
-    # Refused before training, not after it: a typo must cost a second, not a run.
-    check_replaceable(model_dir, _model_markers())
-    table, path_column, y = _training_table(train_csv, spec)
-    cnn = _classifier(settings, console)
-    loader = _loader(images, path_column, spec, None, console)
+    table, spec, y, settings = _check_training_inputs(train_csv, images, model_dir,
+                                                      spec or TableSpec(), settings, console)
+    from . import _checkpoint
+
+    cnn = _classifier(settings, console, validation_split=validation_split)
+    _check_holdout(y, cnn)
     folder = model_dir / _checkpoint.FOLDER
-    run = _checkpoint.describe_run(train_csv, images, spec, validation_split, cnn)
+    run = _checkpoint.describe_run(train_csv, images, spec, cnn)
     resumed = _checkpoint.load(folder, run) if resume else None
-    state = resumed[0] if resumed else _checkpoint.read_state(folder)
+    state = _checkpoint.read_state(folder)
     if resumed is not None:
         console.step(f"resuming after epoch {state['epochs_done']} of {cnn.epochs} from {folder}")
     elif state is not None:
         console.warn(f"{folder} holds an interrupted run ({state['epochs_done']} epochs done); "
                      f"this run replaces it (stop now and add --resume to continue it instead)")
+    loader = _loader(images, spec, None, console)
     try:
-        _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv,
-                      label_column=spec.label_column, validation_split=validation_split,
+        _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv, spec=spec,
                       class_names=class_names, console=console, run=run, resumed=resumed)
     except KeyboardInterrupt:
         state = _checkpoint.read_state(folder)
@@ -113,26 +114,31 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
     """Predict the images of ``test_csv`` and write the submission CSV to ``output``."""
     console = console or Console()
     output = Path(output)
+    if output.is_dir():
+        raise ValueError(f"--output {output} is a folder; name the CSV file to write, e.g. "
+                         f"--output {output / SUBMISSION_FILE}")
     if not output.parent.is_dir():
         raise ValueError(f"cannot write {output}: folder {output.parent} does not exist; "
                          f"create it or choose another --output")
     cli_settings = _read_cli_settings(model_dir)
     path_column, label_column = cli_settings["path_column"], cli_settings["label_column"]
     table = read_table(test_csv, "test CSV")
-    _require_columns(table, test_csv, [path_column])
-    _require_values(table[path_column], test_csv, "every row must name an image: fill or drop "
-                    "those rows")
+    require_columns(table, test_csv, [path_column])
+    require_values(table[path_column], test_csv, "every row must name an image: fill or drop "
+                   "those rows")
     if label_column in table.columns:
         console.warn(f"{test_csv} has a {label_column!r} column; it is ignored")
     if sample_submission is not None:
-        order, id_column, label_out = _sample_order(sample_submission, table[path_column],
-                                                    test_csv, path_column, label_column)
+        order, id_column, label_out = sample_order(sample_submission, table[path_column],
+                                                   test_csv, path_column, label_column)
     if not Path(images).is_dir():
         raise ValueError(f"image folder {images} not found")
+    suffix = resolve_suffix(table[path_column].tolist(), images, cli_settings["suffix"],
+                            console)
 
     model = _load_model(model_dir)
-    model.set_params(load__image_dir=images, load__verbose=console.progress,
-                     cnn__verbose=console.keras_verbose)
+    model.set_params(load__image_dir=images, load__suffix=suffix,
+                     load__verbose=console.progress, cnn__verbose=console.keras_verbose)
     console.step(f"predicting {len(table)} images from {images}")
     predicted = model.predict(table)
     if sample_submission is None:
@@ -147,7 +153,7 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
     return output
 
 
-def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=None,
+def tune(train_csv, images, model_dir, *, grid, spec=None, cv=3, n_jobs=None,
          scheduler=None, validation_split=0.2, settings=(), console=None):
     """Grid-search CNNClassifier's parameters over the pipeline, then train the best as ``train``.
 
@@ -155,21 +161,30 @@ def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=N
     address of a Dask scheduler, the candidates are fitted on its workers (all of them unless
     ``n_jobs`` says otherwise); the best is then trained here.
     """
-    from sklearn.base import clone
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
-
     console = console or Console()
     model_dir = Path(model_dir)
-    # Refused before training, not after it: a typo must cost a second, not a run.
-    check_replaceable(model_dir, _model_markers())
-    table, path_column, y = _training_table(train_csv, spec)
-    cnn = _classifier(settings, console)
-    param_grid = {f"cnn__{name}": values
-                  for name, values in parse_grid(grid, cnn.get_params()).items()}
+    if scheduler is not None:
+        from ._distributed import check_address
+
+        check_address(scheduler)
+    table, spec, y, settings = _check_training_inputs(train_csv, images, model_dir,
+                                                      spec or TableSpec(), settings, console)
+    candidates = parse_grid(grid, classifier_parameters())
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
+    from sklearn.pipeline import Pipeline
+
+    cnn = _classifier(settings, console, validation_split=validation_split)
+    for candidate in ParameterGrid(candidates):
+        _check_settings(clone(cnn).set_params(**candidate), "--grid")
+    param_grid = {f"cnn__{name}": values for name, values in candidates.items()}
+    _check_holdout(y, cnn)
+    # The folds are the search's validation: holding out images inside each would only
+    # train the candidates on less.
+    search_cnn = clone(cnn).set_params(validation_split=0.0)
     with tempfile.TemporaryDirectory(prefix="skimgclf-cache-") as cache:
         # Every fold and candidate reads the same files: decode them once.
-        loader = _loader(images, path_column, spec, cache, console)
+        loader = _loader(images, spec, cache, console)
         search_loader, backend = loader, contextlib.nullcontext()
         if scheduler is not None:
             from ._distributed import dask_backend
@@ -180,8 +195,9 @@ def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=N
                                                      cache=None)
             backend = dask_backend(scheduler, search_loader.image_dir)
             n_jobs = -1 if n_jobs is None else n_jobs
-        search = GridSearchCV(Pipeline([("load", search_loader), ("cnn", cnn)]), param_grid,
-                              cv=cv, n_jobs=n_jobs, refit=False, error_score="raise")
+        search = GridSearchCV(Pipeline([("load", search_loader), ("cnn", search_cnn)]),
+                              param_grid, cv=cv, n_jobs=n_jobs, refit=False,
+                              error_score="raise")
         n_candidates = int(np.prod([len(v) for v in param_grid.values()]))
         where = "" if scheduler is None else f" on the Dask cluster at {scheduler}"
         console.step(f"grid search: {n_candidates} candidates x {cv} folds on {len(table)} images"
@@ -199,22 +215,24 @@ def tune(train_csv, images, model_dir, *, grid, spec=TableSpec(), cv=3, n_jobs=N
         console.result(ranked_table(search.cv_results_))
         best = {name.removeprefix("cnn__"): value for name, value in search.best_params_.items()}
         console.result(f"best: {_format_params(best)}")
-        _fit_and_save(table, y, loader, cnn.set_params(**best), model_dir, train_csv=train_csv,
-                      label_column=spec.label_column, validation_split=validation_split,
-                      class_names=None, console=console)
+        _fit_and_save(table, y, loader, cnn.set_params(**best), model_dir,
+                      train_csv=train_csv, spec=spec, class_names=None, console=console)
 
 
 def demo(workdir=None, *, full=False, data_dir=None, settings=(), console=None):
     """Write Fashion-MNIST in the competition layout, then train and predict it."""
-    from . import datasets
+    from .. import datasets
 
     console = console or Console()
     workdir = Path(workdir) if workdir is not None else Path("skimgclf-demo")
+    check_replaceable(workdir)
     if full:
         (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist(data_home=data_dir)
     else:
         (x_train, y_train), (x_test, y_test) = datasets.load_fashion_mnist_sample()
         settings = [*DEMO_SETTINGS, *settings]
+    # Its own folder, so that a second demo may replace what the first wrote, and nothing else.
+    claim(workdir, "demo")
     console.step(f"demo folder: {workdir.resolve()}")
     console.step(f"writing {len(x_train)} training and {len(x_test)} test images in the "
                  f"competition layout to {workdir / 'data'}")
@@ -224,133 +242,125 @@ def demo(workdir=None, *, full=False, data_dir=None, settings=(), console=None):
     train(layout.train_csv, layout.train_dir, model_dir,
           spec=TableSpec(path_column="id", label_column="label", suffix=".png"),
           settings=settings, class_names=datasets.FASHION_MNIST_CLASSES, console=console)
-    submission = predict(layout.test_csv, layout.test_dir, model_dir,
-                         workdir / "submission.csv",
+    submission = predict(layout.test_csv, layout.test_dir, model_dir, workdir / SUBMISSION_FILE,
                          sample_submission=layout.sample_submission, console=console)
+    record_file(workdir, SUBMISSION_FILE)
     # The demo knows the test labels that a competition keeps secret: show the real score.
     predicted = pd.read_csv(submission)["label"].to_numpy()
     console.result(f"test accuracy: {np.mean(predicted == y_test):.4f} ({len(y_test)} images)")
 
 
-def _training_table(train_csv, spec):
-    table = read_table(train_csv, "training CSV")
-    path_column = spec.path_column or table.columns[0]
-    _require_columns(table, train_csv, [path_column, spec.label_column])
-    _require_values(table[path_column], train_csv, "every row must name an image: fill or drop "
-                    "those rows")
-    if path_column == spec.label_column:
-        raise ValueError(f"{train_csv}: the path column and the label column are both "
-                         f"{path_column!r}; set --path-column or --label-column")
-    return table, path_column, _labels(table[spec.label_column], train_csv)
+def _check_training_inputs(train_csv, images, model_dir, spec, settings, console):
+    """Every check of ``train`` and ``tune`` that needs neither TensorFlow nor an image.
+
+    Returns the table, the spec with its path column and suffix settled, the labels and the
+    parsed settings.
+    """
+    check_replaceable(model_dir)
+    table, path_column, y = training_table(train_csv, spec)
+    if not Path(images).is_dir():
+        raise ValueError(f"image folder {images} not found")
+    suffix = resolve_suffix(table[path_column].tolist(), images, spec.suffix, console)
+    settings = parse_settings(settings, classifier_parameters())
+    return table, replace(spec, path_column=path_column, suffix=suffix), y, settings
 
 
-def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, label_column, validation_split,
-                  class_names, console, run=None, resumed=None):
+def _check_holdout(y, cnn):
+    # Before the images load: the holdout depends on the labels alone.
+    if cnn.validation_split:
+        from ..classifier import validation_rows
+
+        validation_rows(y, cnn.validation_split, random_state=cnn.random_state)
+
+
+def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_names, console,
+                  run=None, resumed=None):
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
-    from .persistence import save_model
-    from .report import write_report
+    from ..classifier import validation_rows
+    from ..persistence import save_model
+    from ..report import REPORT_HTML, render_report
 
-    if validation_split:
-        fit_rows, val_rows = _stratified_holdout(y, validation_split, train_csv)
+    console.step(f"loading {len(table)} images from {loader.image_dir}")
+    x = loader.fit_transform(table)
+    if cnn.validation_split:
+        fit_rows, val_rows = validation_rows(y, cnn.validation_split,
+                                             random_state=cnn.random_state)
     else:
         fit_rows, val_rows = np.arange(len(y)), np.arange(0)
-    console.step(f"loading {len(table)} images from {loader.image_dir}")
-    x_fit = loader.fit_transform(table.iloc[fit_rows])
-    x_val = loader.transform(table.iloc[val_rows]) if len(val_rows) else None
-    y_fit, y_val = y[fit_rows], y[val_rows]
     console.step(f"training on {len(fit_rows)} images, validating on {len(val_rows)}")
-    callbacks = cnn.callbacks
-    added = []
-    if x_val is not None:
-        from ._holdout import HoldoutScore
-
-        # Scoring the holdout after every epoch gives the report its validation curves. The
-        # network's targets are indices into the sorted classes.
-        encoded = np.searchsorted(np.unique(y_fit), y_val)
-        added.append(HoldoutScore(x_val, encoded))
     if run is not None:
         from . import _checkpoint
 
-        # Last, so that the checkpoint's history holds the holdout's scores too.
-        added.append(_checkpoint.Checkpoint(model_dir / _checkpoint.FOLDER, run,
-                                            resumed[0]["history"] if resumed else None))
-    if added:
-        cnn.set_params(callbacks=[*(callbacks or []), *added])
+        # The checkpoint lives in the model folder, which must be skimgclf's before it can.
+        claim(model_dir, "model")
+        cnn = resumed if resumed is not None else cnn
+        cnn.set_params(verbose=console.keras_verbose, callbacks=[_checkpoint.Checkpoint(
+            cnn, model_dir / _checkpoint.FOLDER, run,
+            resumed.history_ if resumed is not None else None)])
     if resumed is None:
-        cnn.fit(x_fit, y_fit)
+        cnn.fit(x, y)
     else:
-        _checkpoint.continue_training(cnn, *resumed, x_fit, y_fit)
-    # The callback holds the validation images; the saved parameters must not. Predicting the
-    # holdout is quick, and its progress line would only clutter the output.
-    cnn.set_params(callbacks=callbacks, verbose=0)
+        cnn.partial_fit(x, y, epochs=cnn.epochs - cnn.current_epoch)
+    # The callback holds the network; the saved parameters must not. Predicting the holdout
+    # is quick, and its progress line would only clutter the output.
+    cnn.set_params(callbacks=None, verbose=0)
 
     report_args = {"history": cnn.history_, "class_names": class_names}
-    if x_val is not None:
+    if len(val_rows):
+        x_val, y_val = x[val_rows], y[val_rows]
         y_pred = cnn.predict(x_val)
         report_args.update(y_true=y_val, y_pred=y_pred, images=x_val)
     # The saved loader must not point at this run's cache folder, which may be temporary.
     model = Pipeline([("load", clone(loader).set_params(cache=None, verbose=False)),
                       ("cnn", cnn)])
-    cli_settings = {"path_column": loader.path_column, "label_column": label_column}
-    with replacing_folder(model_dir, _model_markers()) as stage:
+    cli_settings = {"path_column": spec.path_column, "label_column": spec.label_column,
+                    "suffix": spec.suffix}
+    files = render_report(title=f"skimgclf: {Path(train_csv).name}", **report_args)
+    with replacing_folder(model_dir, "model") as stage:
         save_model(model, stage)
-        report = write_report(stage, title=f"skimgclf: {Path(train_csv).name}", **report_args)
+        for name, data in files.items():
+            (stage / name).write_bytes(data)
         (stage / SETTINGS_FILE).write_text(json.dumps(cli_settings, indent=2) + "\n")
-    if x_val is not None:
+    if len(val_rows):
         console.result(f"validation accuracy: {np.mean(y_pred == y_val):.4f} "
                        f"({len(val_rows)} held-out images)")
     console.result(f"model saved to {model_dir}")
-    console.result(f"report: {model_dir / Path(report).name}")
+    console.result(f"report: {model_dir / REPORT_HTML}")
 
 
 def _read_cli_settings(model_dir):
+    from . import _checkpoint
+
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"model folder {model_dir} not found; write one with skimgclf train")
-    path = model_dir / SETTINGS_FILE
+    if (not (model_dir / SETTINGS_FILE).exists()
+            and _checkpoint.read_state(model_dir / _checkpoint.FOLDER) is not None):
+        raise ValueError(f"{model_dir} holds only the checkpoint of an interrupted "
+                         f"training; finish it with skimgclf train --resume")
     try:
-        cli_settings = json.loads(path.read_text())
+        verify(model_dir, [SETTINGS_FILE], what="a model folder written by skimgclf train")
+        cli_settings = json.loads((model_dir / SETTINGS_FILE).read_text())
     except (OSError, ValueError) as exc:
-        from ._checkpoint import FOLDER
-
-        if not path.exists() and (model_dir / FOLDER).is_dir():
-            raise ValueError(f"{model_dir} holds only the checkpoint of an interrupted "
-                             f"training; finish it with skimgclf train --resume") from exc
-        raise ValueError(f"{model_dir} is not a model folder written by skimgclf train: cannot "
-                         f"read {SETTINGS_FILE} ({exc})") from exc
+        raise ValueError(f"{model_dir} is not a model folder that skimgclf train wrote, as it "
+                         f"was: {exc}; train the model again") from exc
     if not (isinstance(cli_settings, dict)
             and all(isinstance(cli_settings.get(key), str)
-                    for key in ("path_column", "label_column"))):
-        raise ValueError(f"{path} is damaged: it must name the path_column and the "
-                         f"label_column; train the model again")
+                    for key in ("path_column", "label_column", "suffix"))):
+        raise ValueError(f"{model_dir / SETTINGS_FILE} is damaged: it must name the "
+                         f"path_column, the label_column and the suffix; train the model again")
     return cli_settings
 
 
 def _load_model(model_dir):
-    from .persistence import load_model
+    from ..persistence import load_model
 
     try:
         return load_model(model_dir)
     except Exception as exc:
         raise ValueError(f"cannot load the model in {model_dir}: {exc}") from exc
-
-
-def read_table(path, what):
-    """Read a CSV as text, so that ids and labels keep their exact spelling."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} {path} not found")
-    try:
-        table = pd.read_csv(path, dtype=str)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{what} {path} is empty") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{what} {path} is not a readable CSV: {exc}") from exc
-    if table.empty:
-        raise ValueError(f"{what} {path} has a header but no rows")
-    return table
 
 
 def ranked_table(cv_results):
@@ -377,112 +387,30 @@ def _format_value(value):
     return str(value)
 
 
-def _classifier(settings, console):
-    from .classifier import CNNClassifier
+def _classifier(settings, console, *, validation_split):
+    from ..classifier import CNNClassifier
 
-    cnn = CNNClassifier(verbose=console.keras_verbose)
-    return cnn.set_params(**parse_settings(settings, cnn.get_params()))
+    cnn = CNNClassifier(verbose=console.keras_verbose, validation_split=validation_split)
+    _check_settings(cnn.set_params(**settings), "--set")
+    return cnn
 
 
-def _loader(images, path_column, spec, cache, console):
-    from .loader import ImageFolderLoader
+def _check_settings(cnn, option):
+    # scikit-learn's check of every parameter, made here as fit makes it: a bad value must
+    # cost seconds, not the loading of the images.
+    from sklearn.utils._param_validation import InvalidParameterError
 
-    images = Path(images)
-    if not images.is_dir():
-        raise ValueError(f"image folder {images} not found")
+    try:
+        cnn._validate_params()
+    except InvalidParameterError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _loader(images, spec, cache, console):
+    from ..loader import ImageFolderLoader
+
     # All cores decode: loads of thousands of images take half the time on two, and small
     # ones stay in this process (the loader starts no workers for under 64 images each).
-    return ImageFolderLoader(images, path_column=path_column, suffix=spec.suffix,
+    return ImageFolderLoader(Path(images), path_column=spec.path_column, suffix=spec.suffix,
                              color_mode=spec.color_mode, target_size=spec.target_size,
                              n_jobs=-1, cache=cache, verbose=console.progress)
-
-
-def _require_columns(table, path, columns):
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        found = ", ".join(map(repr, table.columns))
-        raise ValueError(f"{path}: no column {', '.join(map(repr, missing))}; columns found: "
-                         f"{found}; name the right ones with --path-column / --label-column")
-
-
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-
-
-def _require_values(column, path, need):
-    """Refuse the blank cells of ``column``, naming their lines of the CSV ``path``."""
-    empty = np.flatnonzero(column.isna().to_numpy())
-    if len(empty):
-        lines = ", ".join(str(i + 2) for i in empty[:5])
-        raise ValueError(f"{path}: {len(empty)} rows have no {column.name!r} (line {lines}); "
-                         f"{need}")
-
-
-def _labels(column, path):
-    _require_values(column, path, "every training image needs a label")
-    values = column.to_numpy(dtype=object)
-    if len(set(values)) < 2:
-        raise ValueError(f"{path}: every row has the label {values[0]!r} in {column.name!r}; a "
-                         "classifier needs at least two classes: check --label-column")
-    # Integer labels train and sort as integers (2 before 10), yet print back exactly as read.
-    if all(_INTEGER.fullmatch(v) for v in values):
-        return values.astype(np.int64)
-    return values
-
-
-def _stratified_holdout(y, fraction, path):
-    from sklearn.model_selection import train_test_split
-
-    if not 0 < fraction < 1:
-        raise ValueError(f"--validation-split must be between 0 and 1 (0 = no holdout), "
-                         f"got {fraction}")
-    try:
-        fit_rows, val_rows = train_test_split(np.arange(len(y)), test_size=fraction,
-                                              stratify=y, random_state=0)
-    except ValueError as exc:
-        raise ValueError(f"{path}: cannot hold out a stratified {fraction:g} of {len(y)} "
-                         f"images: {exc} Add images of the rarest classes or change "
-                         f"--validation-split") from exc
-    # A large fraction can hold out every image of a rare class: the network would never see
-    # it, and could not be scored on it.
-    unseen = sorted(set(y[val_rows].tolist()) - set(y[fit_rows].tolist()), key=str)
-    if unseen:
-        raise ValueError(f"{path}: holding out {fraction:g} of the images leaves no training "
-                         f"image of class {', '.join(map(repr, unseen[:5]))}; lower "
-                         f"--validation-split or add images of that class")
-    return fit_rows, val_rows
-
-
-def _sample_order(sample_path, test_ids, test_csv, path_column, label_column):
-    sample = read_table(sample_path, "sample submission")
-    id_column = path_column if path_column in sample.columns else sample.columns[0]
-    others = [c for c in sample.columns if c != id_column]
-    label_out = label_column if label_column in others else others[0] if len(others) == 1 else None
-    if label_out is None or len(others) != 1:
-        raise ValueError(f"{sample_path}: expected an id column and one label column, found "
-                         f"{', '.join(map(repr, sample.columns))}")
-    ids = sample[id_column]
-    if test_ids.duplicated().any():
-        dup = test_ids[test_ids.duplicated()].iloc[0]
-        raise ValueError(f"{test_csv}: id {dup!r} appears more than once in {path_column!r}")
-    unknown = ids[~ids.isin(test_ids)]
-    absent = test_ids[~test_ids.isin(ids)]
-    if len(unknown) or len(absent) or ids.duplicated().any():
-        detail = []
-        if len(unknown):
-            detail.append(f"{len(unknown)} ids not in {test_csv} (first: {unknown.iloc[0]!r})")
-        if len(absent):
-            detail.append(f"{len(absent)} ids of {test_csv} missing (first: "
-                          f"{absent.iloc[0]!r})")
-        if ids.duplicated().any():
-            detail.append(f"id {ids[ids.duplicated()].iloc[0]!r} repeated")
-        raise ValueError(f"{sample_path} does not match {test_csv}: {'; '.join(detail)}")
-    return ids, id_column, label_out
-
-
-def _model_markers():
-    # A folder written by `train` or by `save_model`, or holding the checkpoint of an
-    # interrupted `train`, is ours to replace.
-    from ._checkpoint import FOLDER
-    from .persistence import ESTIMATOR_FILE
-
-    return (SETTINGS_FILE, ESTIMATOR_FILE, FOLDER)

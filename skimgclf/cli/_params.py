@@ -1,6 +1,8 @@
 """Parse the command line's ``--set name=value`` and ``--grid name=v1/v2`` into parameters."""
 
 import ast
+from importlib.util import find_spec
+from pathlib import Path
 
 
 class UsageError(ValueError):
@@ -53,6 +55,33 @@ def _parse_scalar(text):
         except ValueError:
             pass
     return text
+
+
+def classifier_parameters():
+    """CNNClassifier's parameters and their defaults, read from its source.
+
+    Importing the classifier starts TensorFlow, which takes seconds; reading the signature of
+    its ``__init__`` from the source lets ``--set`` and ``--grid`` be checked at once. Where
+    the source cannot be read (an installation of compiled files only), the class is imported.
+
+    Returns
+    -------
+    dict
+        Parameter name to default value.
+    """
+    try:
+        source = Path(find_spec("skimgclf.classifier").origin).read_text(encoding="utf-8")
+        tree = ast.parse(source)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        from ..classifier import CNNClassifier
+
+        return CNNClassifier().get_params()
+    init = next(node for cls in tree.body
+                if isinstance(cls, ast.ClassDef) and cls.name == "CNNClassifier"
+                for node in cls.body
+                if isinstance(node, ast.FunctionDef) and node.name == "__init__")
+    return {arg.arg: ast.literal_eval(default)
+            for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True)}
 
 
 def parse_settings(assignments, defaults, *, option="--set"):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .._atomic import open_atomic
+from .._folders import replacing_folder
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_co
     y_train : array-like of shape (n,)
         Training labels, written verbatim to the ``label_column``.
     directory : str or path-like
-        Folder to write into; created if needed. Existing files of the same names are replaced.
+        The folder to write. It is written whole: built beside its place and renamed into it
+        once complete. An existing folder is replaced only when skimgclf wrote everything in
+        it (an earlier layout); any other non-empty folder is refused.
     x_test : ndarray, default=None
         Test images; without them only the training half is written.
     id_column, label_column : str, default="id", "label"
@@ -51,6 +53,11 @@ def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_co
     -------
     CompetitionLayout
         The paths written (test paths are still returned when ``x_test`` is None, unwritten).
+
+    Raises
+    ------
+    FileExistsError
+        If ``directory`` is a file, or a folder holding files that skimgclf did not write.
     """
     root = Path(directory)
     layout = CompetitionLayout(root, root / "train.csv", root / "train", root / "test.csv",
@@ -60,25 +67,25 @@ def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_co
     if len(x_train) != len(y_train):
         raise ValueError(f"x_train has {len(x_train)} images but y_train has {len(y_train)} labels")
     train_ids = np.arange(first_id, first_id + len(x_train))
-    _write_images(x_train, train_ids, layout.train_dir, suffix)
-    _write_csv(pd.DataFrame({id_column: train_ids, label_column: y_train}), layout.train_csv)
-    if x_test is not None:
-        test_ids = np.arange(train_ids[-1] + 1, train_ids[-1] + 1 + len(x_test))
-        _write_images(np.asarray(x_test), test_ids, layout.test_dir, suffix)
-        _write_csv(pd.DataFrame({id_column: test_ids}), layout.test_csv)
-        _write_csv(pd.DataFrame({id_column: test_ids, label_column: y_train[0]}),
-                   layout.sample_submission)
+    with replacing_folder(root, "layout") as stage:
+        _write_images(x_train, train_ids, stage / layout.train_dir.name, suffix)
+        _write_csv(pd.DataFrame({id_column: train_ids, label_column: y_train}),
+                   stage / layout.train_csv.name)
+        if x_test is not None:
+            test_ids = np.arange(train_ids[-1] + 1, train_ids[-1] + 1 + len(x_test))
+            _write_images(np.asarray(x_test), test_ids, stage / layout.test_dir.name, suffix)
+            _write_csv(pd.DataFrame({id_column: test_ids}), stage / layout.test_csv.name)
+            _write_csv(pd.DataFrame({id_column: test_ids, label_column: y_train[0]}),
+                       stage / layout.sample_submission.name)
     return layout
 
 
 def _write_images(images, ids, folder, suffix):
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir()
     for image, image_id in zip(images, ids, strict=True):
         Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
                         ).save(folder / f"{image_id}{suffix}")
 
 
 def _write_csv(frame, path):
-    # The CSV is what marks a layout complete, so it appears whole or not at all.
-    with open_atomic(path, "w", newline="") as handle:
-        frame.to_csv(handle, index=False)
+    frame.to_csv(path, index=False)

@@ -1,0 +1,83 @@
+"""Keras and its backend, started once: quietly, sharing GPU memory, or with a clear error.
+
+Every module of skimgclf that needs Keras takes it from here (``from ._backend import keras``),
+so the environment is set before the backend starts, in this one place, the first time any
+of them is imported; importing ``skimgclf`` alone starts nothing.
+"""
+
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+
+INSTALL_COMMAND = "pip install 'skimgclf[tensorflow-cpu]'"
+
+# TensorFlow's C++ start-up notes (CPU instruction sets, XLA) bury a user's own output; a user
+# who wants them sets the variable before importing skimgclf.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX reserves most of a GPU's memory when it starts; let folds and parallel jobs share it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+# absl prints these before its logging is set up, straight to the process's stderr, where
+# TF_CPP_MIN_LOG_LEVEL cannot reach them; TensorFlow's two native libraries print them twice.
+_START_UP_NOTICES = re.compile(
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    rb"STDERR|I\d{4} [^\n]*\] oneDNN custom operations are on")
+
+
+@contextmanager
+def _without_start_up_notices():
+    """Hold back what reaches file descriptor 2 meanwhile; then pass on all but the notices."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        # No usable stderr (a closed descriptor, a replaced sys.stderr): nothing to filter.
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True)
+                    if not _START_UP_NOTICES.match(line)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _import_keras():
+    with _without_start_up_notices():
+        try:
+            import keras
+        except ModuleNotFoundError as exc:
+            raise ImportError(
+                f"skimgclf's networks need Keras and a backend for it, and "
+                f"{(exc.name or 'tensorflow').split('.')[0]!r} is not "
+                f"installed; install TensorFlow with: {INSTALL_COMMAND} (or "
+                "'skimgclf[tensorflow]' for the GPU-capable build)") from exc
+    return keras
+
+
+def _let_gpu_memory_grow():
+    # TensorFlow takes all of every visible GPU on first use unless told to grow; then a second
+    # fold or job in another process could not start.
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            # The runtime was started before skimgclf was imported; its settings stand.
+            return
+
+
+keras = _import_keras()
+_let_gpu_memory_grow()

@@ -673,9 +673,9 @@ def validation_rows(y, validation_split, *, random_state=None):
     Examples
     --------
     >>> from skimgclf.classifier import validation_rows
-    >>> train, held_out = validation_rows(["a", "a", "b", "b", "a", "b"], 1 / 3)
-    >>> sorted(held_out.tolist()) == held_out.tolist(), len(held_out)
-    (True, 2)
+    >>> train, held_out = validation_rows(["cat", "cat", "cat", "dog", "dog", "dog"], 1 / 3)
+    >>> len(train), len(held_out)
+    (4, 2)
     """
     y = np.asarray(y)
     try:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import ImageFile
 
 from skimgclf.datasets import export_competition_layout, load_fashion_mnist_sample
 
@@ -37,3 +38,21 @@ def small_layout(fashion_sample, tmp_path_factory):
     layout = export_competition_layout(x_train, y_train, tmp_path_factory.mktemp("layout"),
                                        x_test=x_test)
     return layout, x_train, y_train, x_test, y_test
+
+
+@pytest.fixture
+def allocations(monkeypatch):
+    """The sizes of the images whose pixels PIL allocates, in order.
+
+    Every plugin's load goes through ``ImageFile.load_prepare``, where the pixels are allocated
+    (TIFF's just before calling it).
+    """
+    sizes = []
+    original = ImageFile.ImageFile.load_prepare
+
+    def spy(self):
+        sizes.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
+    return sizes

@@ -23,7 +23,7 @@ from fuzz_cases import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageFile
+from PIL import Image
 
 from skimgclf import ImageFolderLoader
 from skimgclf.exceptions import ImageLoadError
@@ -64,20 +64,6 @@ def test_arbitrary_bytes_behind_a_signature(root, head, body, color_mode):
     # Hypothesis's own bytes, which it shrinks to the smallest failing file.
     outcome = run_case(Case("bytes", -1, "a.png", head + body, color_mode), root)
     assert outcome in ("pixels", "error")
-
-
-@pytest.fixture
-def allocations(monkeypatch):
-    """The sizes of the images whose pixels PIL allocates: every load prepares there."""
-    sizes = []
-    original = ImageFile.ImageFile.load_prepare
-
-    def spy(self):
-        sizes.append(self.size)
-        return original(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
-    return sizes
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "GIF", "BMP", "TIFF", "JPEG"])

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 from sklearn.datasets import load_sample_image
 
 from skimgclf import _images
@@ -285,24 +285,6 @@ def test_decompression_bomb_guard_stays_on(tmp_path, pixels, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 784 pixels > 2 × 100
     with pytest.raises(ImageLoadError, match=r"row 7.*decompression-bomb.*MAX_IMAGE_PIXELS"):
         decode(tmp_path / "a.png")
-
-
-@pytest.fixture
-def allocations(monkeypatch):
-    """The sizes of the images whose pixels PIL allocates, in order.
-
-    Every plugin's load goes through ``ImageFile.load_prepare``, where the pixels are allocated
-    (TIFF's just before calling it).
-    """
-    sizes = []
-    original = ImageFile.ImageFile.load_prepare
-
-    def spy(self):
-        sizes.append(self.size)
-        return original(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
-    return sizes
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG", "GIF", "TIFF", "BMP"])

@@ -15,6 +15,11 @@ from ._backend import keras
 _SCALE = 1 / 255
 
 
+def scaled(pixels):
+    """8-bit ``pixels`` as float32 in [0, 1], exactly as the loader scales them."""
+    return (pixels * _SCALE).astype(np.float32)
+
+
 class PixelBatches(keras.utils.PyDataset):
     """Rows of ``X`` (and ``y``, ``sample_weight``) in batches, pixels scaled to float32.
 
@@ -46,7 +51,7 @@ class PixelBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         # Sorted, the rows of a batch are read from a memory map in file order.
         rows = np.sort(self.rows[index * self.batch_size:(index + 1) * self.batch_size])
-        x = (self.X[rows] * _SCALE).astype(np.float32)
+        x = scaled(self.X[rows])
         if self.y is None:
             return (x,)
         if self.sample_weight is None:

@@ -1,14 +1,30 @@
-"""The convolutional network behind ``CNNClassifier``, built from the estimator's parameters."""
+"""The network behind ``CNNClassifier``, built from the estimator's parameters.
+
+Either the tutorial's convolutional network, or a pretrained backbone (``_backbones.py``) with a
+small head; in front of either, random augmentation layers, active in training only.
+"""
 
 import random
 from collections.abc import Iterable
 from numbers import Integral
 
+from ._backbones import backbone_features, backbone_of
 from ._backend import keras
+
+#: The presets of ``augment``: Keras's random layers, as ``{kind: amount}``.
+AUGMENT_PRESETS = {
+    "flip": {"flip": "horizontal"},
+    "light": {"flip": "horizontal", "translation": 0.05, "rotation": 0.03},
+    "standard": {"flip": "horizontal", "rotation": 0.05, "zoom": 0.1, "translation": 0.1,
+                 "contrast": 0.1},
+}
+#: The kinds of augmentation a dict given as ``augment`` may name.
+AUGMENT_KINDS = ("flip", "rotation", "zoom", "translation", "contrast")
 
 
 def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dropout,
-                  dense_units, dense_dropout, batch_norm, optimizer, learning_rate, seed=None):
+                  dense_units, dense_dropout, batch_norm, optimizer, learning_rate,
+                  backbone=None, weights=None, augment=None, seed=None):
     """Build and compile the classifier's network.
 
     With the defaults of ``CNNClassifier`` this is the classic Keras tutorial network:
@@ -44,6 +60,15 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
         Optimizer name (``"adam"``, ``"sgd"``, ...) or class, created with ``learning_rate``.
     learning_rate : float
         Learning rate of the optimizer.
+    backbone : str or None, default=None
+        A backbone of ``_backbones.BACKBONES`` in place of the convolutions; its pooled
+        features go through ``dropout``, then the dense layer as below. ``filters``,
+        ``kernel_size``, ``pool_size`` and ``batch_norm`` are then unused.
+    weights : {"imagenet"}, str, path-like or None, default=None
+        The backbone's starting weights.
+    augment : str, dict or None, default=None
+        A preset of :data:`AUGMENT_PRESETS` or ``{kind: amount}`` of :data:`AUGMENT_KINDS`:
+        random layers in front of the network, which only training runs through.
     seed : int or None, default=None
         Seeds the weights and the dropout masks. None lets Keras draw them from Python's
         global ``random`` module.
@@ -62,11 +87,92 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
         # Keras's own draw for an unseeded layer (keras.random.make_default_seed).
         return None if generator is None else generator.randint(1, int(1e9))
 
+    inputs = keras.Input(shape=image_shape)
+    x = _augmentation(inputs, augment, layer_seed)
+    if backbone is None:
+        x = _convolutions(x, image_shape, filters=filters, kernel_size=kernel_size,
+                          pool_size=pool_size, dropout=dropout, batch_norm=batch_norm,
+                          layer_seed=layer_seed)
+    else:
+        x, backbone_model = backbone_features(x, backbone, weights)
+        if dropout:
+            x = keras.layers.Dropout(dropout, seed=layer_seed())(x)
+    if dense_units:
+        x = keras.layers.Dense(int(dense_units), activation="relu",
+                               kernel_initializer=_glorot(layer_seed()))(x)
+        if dense_dropout:
+            x = keras.layers.Dropout(dense_dropout, seed=layer_seed())(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax",
+                                 kernel_initializer=_glorot(layer_seed()))(x)
+    model = keras.Model(inputs, outputs)
+    if backbone is not None and weights is not None:
+        # Pretrained, the backbone first stays as it is while the head learns.
+        backbone_model.trainable = False
+    compile_network(model, optimizer, learning_rate)
+    return model
+
+
+def compile_network(model, optimizer, learning_rate):
+    """Compile ``model`` for training with a fresh optimizer, as after building or unfreezing."""
+    model.compile(optimizer=_make_optimizer(optimizer, learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    # Created now, eagerly, the optimizer's slots stay out of TensorFlow's traced training step,
+    # whose variable-initialisation graphs TensorFlow keeps after the model is gone.
+    model.optimizer.build(model.trainable_variables)
+
+
+def set_trainable(model, trainable_layers):
+    """Let the top ``trainable_layers`` layers of the backbone of ``model`` train.
+
+    ``"all"`` unfreezes the whole backbone, 0 freezes it. Its batch normalisation layers stay
+    frozen, so that they keep normalising with the statistics they learnt: a frozen
+    BatchNormalization runs in inference mode, and in a Keras 3 functional model that is the
+    way to keep it there (the outer call's ``training`` overrides a nested call's). Returns
+    whether anything changed, which then needs the model compiled again.
+    """
+    backbone = backbone_of(model)
+    layers = backbone.layers
+    n = len(layers) if trainable_layers == "all" else int(trainable_layers)
+    wanted = [index >= len(layers) - n
+              and not isinstance(layer, keras.layers.BatchNormalization)
+              for index, layer in enumerate(layers)]
+    if backbone.trainable == any(wanted) and all(
+            layer.trainable == flag for layer, flag in zip(layers, wanted, strict=True)):
+        return False
+    backbone.trainable = any(wanted)
+    for layer, flag in zip(layers, wanted, strict=True):
+        layer.trainable = flag
+    return True
+
+
+def _augmentation(x, augment, layer_seed):
+    if augment is None:
+        return x
+    amounts = AUGMENT_PRESETS[augment] if isinstance(augment, str) else augment
+    # One order whatever the dict's: geometric changes, then the light.
+    for kind in AUGMENT_KINDS:
+        amount = amounts.get(kind)
+        if not amount:
+            continue
+        if kind == "flip":
+            x = keras.layers.RandomFlip(amount, seed=layer_seed())(x)
+        elif kind == "rotation":
+            x = keras.layers.RandomRotation(amount, fill_mode="reflect", seed=layer_seed())(x)
+        elif kind == "zoom":
+            x = keras.layers.RandomZoom(amount, fill_mode="reflect", seed=layer_seed())(x)
+        elif kind == "translation":
+            x = keras.layers.RandomTranslation(amount, amount, fill_mode="reflect",
+                                               seed=layer_seed())(x)
+        else:
+            x = keras.layers.RandomContrast(amount, value_range=(0, 1), seed=layer_seed())(x)
+    return x
+
+
+def _convolutions(x, image_shape, *, filters, kernel_size, pool_size, dropout, batch_norm,
+                  layer_seed):
     height, width = image_shape[:2]
     kernel_h, kernel_w = _pair(kernel_size, "kernel_size")
     pool_h, pool_w = _pair(pool_size, "pool_size")
-    inputs = keras.Input(shape=image_shape)
-    x = inputs
     for block in _blocks(filters):
         for n_filters in block:
             kernel = (min(kernel_h, height), min(kernel_w, width))
@@ -82,21 +188,7 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
             height, width = height // pool[0], width // pool[1]
         if dropout:
             x = keras.layers.Dropout(dropout, seed=layer_seed())(x)
-    x = keras.layers.Flatten()(x)
-    if dense_units:
-        x = keras.layers.Dense(int(dense_units), activation="relu",
-                               kernel_initializer=_glorot(layer_seed()))(x)
-        if dense_dropout:
-            x = keras.layers.Dropout(dense_dropout, seed=layer_seed())(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax",
-                                 kernel_initializer=_glorot(layer_seed()))(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer=_make_optimizer(optimizer, learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    # Created now, eagerly, the optimizer's slots stay out of TensorFlow's traced training step,
-    # whose variable-initialisation graphs TensorFlow keeps after the model is gone.
-    model.optimizer.build(model.trainable_variables)
-    return model
+    return keras.layers.Flatten()(x)
 
 
 def _blocks(filters):

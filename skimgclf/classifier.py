@@ -13,6 +13,7 @@ from ._backend import keras
 # isort: split
 import logging
 import math
+import os
 import random
 import re
 from contextlib import contextmanager, nullcontext
@@ -31,9 +32,17 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._backbones import BACKBONES
 from ._batches import PixelBatches
 from ._constraints import Rule
-from ._network import build_network
+from ._network import (
+    AUGMENT_KINDS,
+    AUGMENT_PRESETS,
+    build_network,
+    compile_network,
+    set_trainable,
+)
+from ._tta import TTA_PRESETS, predict_views
 
 _DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
 # What this subclass takes from scikeras beyond its public API: methods and properties of
@@ -80,12 +89,30 @@ class CNNClassifier(KerasClassifier):
     """Convolutional neural network image classifier.
 
     A scikit-learn classifier (``is_classifier`` is True, cross-validation stratifies, soft
-    voting, stacking and calibration accept it) around a small Keras CNN. With the defaults it
+    voting, stacking and calibration accept it) around a Keras network. With the defaults it
     is the classic Keras tutorial network: Conv(32) – Conv(64) – MaxPool – Dropout(0.25) –
-    Flatten – Dense(128) – Dropout(0.5) – softmax, Adam at 1e-3.
+    Flatten – Dense(128) – Dropout(0.5) – softmax, Adam at 1e-3. With a ``backbone``, it is a
+    pretrained network of ``keras.applications`` with a small head, fine-tuned as fastai's
+    ``fine_tune`` and Keras's transfer-learning guide do: the head alone first, the backbone's
+    weights kept, then the backbone too at a lower rate.
 
     Parameters
     ----------
+    backbone : {"mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_v2_b0", \
+            "resnet50_v2", "convnext_tiny"} or None, default=None
+        None is the tutorial's network. A name builds that ``keras.applications`` network
+        without its top, then global average pooling, ``dropout``, the dense layer of
+        ``dense_units`` and ``dense_dropout``, and the softmax; ``filters``, ``kernel_size``,
+        ``pool_size`` and ``batch_norm`` are then unused. It takes pixels in [0, 1] or 8-bit
+        ones, as the tutorial network does, and scales them to its own convention inside;
+        grey images are repeated to three channels; images must be at least 32×32 pixels
+        (224×224 is what ImageNet weights were trained on).
+    weights : "imagenet", str, path-like or None, default="imagenet"
+        The backbone's starting weights: ``"imagenet"`` through Keras's own download and
+        cache (``~/.keras/models``); the path of a weights file of the backbone without its
+        top (the file Keras downloads, or one saved with ``save_weights``), for machines
+        without internet access; None for random weights, trained from scratch. Unused
+        without a backbone.
     filters : tuple of int or tuple of tuples of int, default=(32, 64)
         Number of filters of each ReLU ``Conv2D``, one layer per entry. A tuple of ints is one
         block of convolutions, followed by the max pooling and dropout; a tuple of tuples, such
@@ -96,7 +123,7 @@ class CNNClassifier(KerasClassifier):
         Max-pooling window after each block of convolutions, clipped likewise; a 1×1 pool is
         left out.
     dropout : float, default=0.25
-        Dropout rate after each block of convolutions.
+        Dropout rate after each block of convolutions, or after a backbone's pooling.
     dense_units : int, default=128
         Width of the hidden dense layer; 0 leaves it out.
     dense_dropout : float, default=0.5
@@ -113,7 +140,18 @@ class CNNClassifier(KerasClassifier):
         schedule starts again every ``epochs`` epochs of ``partial_fit``); None keeps it
         constant.
     epochs : int, default=10
-        Passes over the training data per ``fit``.
+        Passes over the training data per ``fit``, ``freeze_epochs`` included.
+    freeze_epochs : int, default=1
+        With a pretrained backbone (``weights`` not None), the first epochs train the head
+        alone, so that its random start does not disturb the backbone's weights; the backbone
+        is then unfrozen. Unused with random weights, where everything trains from the start.
+    trainable_layers : "all" or int, default="all"
+        How many of the backbone's top layers train after ``freeze_epochs``: ``"all"``, or a
+        number; 0 keeps the whole backbone frozen (its features only feed the head). Its batch
+        normalisation keeps its statistics throughout.
+    fine_tune_learning_rate : float or None, default=None
+        Learning rate once the backbone trains; None takes ``learning_rate`` / 10. The
+        optimizer starts afresh at that point.
     batch_size : int, default=64
         Samples per gradient step, and per prediction batch. 64 rather than Keras's 32:
         training runs about 14 % faster on a CPU and reaches the same accuracy after the
@@ -130,6 +168,19 @@ class CNNClassifier(KerasClassifier):
         ``patience`` epochs, and keep the best weights seen.
     patience : int, default=3
         Epochs without improvement before early stopping ends training.
+    augment : {"flip", "light", "standard"}, dict or None, default=None
+        Random changes to the training images, made by Keras layers in front of the network
+        and only while training: ``"flip"`` mirrors left to right; ``"light"`` adds shifts up
+        to 5 % and rotations up to 3 % of a turn; ``"standard"`` flips, shifts and zooms up to
+        10 %, rotates up to 5 % of a turn and changes contrast up to 10 %. A dict sets the
+        amounts itself: ``{"flip": "horizontal", "rotation": 0.1, "zoom": 0.1,
+        "translation": 0.1, "contrast": 0.2}`` (any of them; flip takes ``"horizontal"``,
+        ``"vertical"`` or ``"horizontal_and_vertical"``). It pays on photos, not on centred,
+        size-normalised images such as Fashion-MNIST's (docs/benchmarks.md).
+    tta : {"flip", "standard"} or None, default=None
+        Test-time augmentation: ``predict_proba`` averages the probabilities of each image
+        and fixed changes of it, ``"flip"`` its mirror, ``"standard"`` also shifts by 5 % up,
+        down, left and right; predictions stay deterministic.
     input_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of one image, used to reshape
         2-D input of flattened images (rows of pixels, as in a CSV). Without it, rows of
@@ -196,6 +247,8 @@ class CNNClassifier(KerasClassifier):
     """
 
     _parameter_constraints = {
+        "backbone": [None, StrOptions(set(BACKBONES))],
+        "weights": [None, str, os.PathLike],
         "filters": ["array-like"],
         "kernel_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
@@ -208,10 +261,15 @@ class CNNClassifier(KerasClassifier):
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [None, StrOptions({"cosine"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
+        "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
+        "trainable_layers": [StrOptions({"all"}), Interval(Integral, 0, None, closed="left")],
+        "fine_tune_learning_rate": [None, Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "validation_split": [Interval(Real, 0, 1, closed="left")],
         "early_stopping": ["boolean"],
         "patience": [Interval(Integral, 0, None, closed="left")],
+        "augment": [None, StrOptions(set(AUGMENT_PRESETS)), dict],
+        "tta": [None, StrOptions(set(TTA_PRESETS))],
         "input_shape": [None, tuple, list],
         "device": [None, str],
         "callbacks": [None, list],
@@ -221,13 +279,17 @@ class CNNClassifier(KerasClassifier):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, filters=(32, 64), kernel_size=3, pool_size=2, dropout=0.25,
-                 dense_units=128, dense_dropout=0.5, batch_norm=False, optimizer="adam",
-                 learning_rate=0.001, lr_schedule=None, epochs=10, batch_size=64,
-                 validation_split=0.0, early_stopping=False, patience=3, input_shape=None,
+    def __init__(self, *, backbone=None, weights="imagenet", filters=(32, 64), kernel_size=3,
+                 pool_size=2, dropout=0.25, dense_units=128, dense_dropout=0.5,
+                 batch_norm=False, optimizer="adam", learning_rate=0.001, lr_schedule=None,
+                 epochs=10, freeze_epochs=1, trainable_layers="all",
+                 fine_tune_learning_rate=None, batch_size=64, validation_split=0.0,
+                 early_stopping=False, patience=3, augment=None, tta=None, input_shape=None,
                  device=None, callbacks=None, class_weight=None, warm_start=False,
                  random_state=None, verbose=0):
         # scikeras's __init__ is not called: it sets parameters this class does not have.
+        self.backbone = backbone
+        self.weights = weights
         self.filters = filters
         self.kernel_size = kernel_size
         self.pool_size = pool_size
@@ -239,10 +301,15 @@ class CNNClassifier(KerasClassifier):
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.epochs = epochs
+        self.freeze_epochs = freeze_epochs
+        self.trainable_layers = trainable_layers
+        self.fine_tune_learning_rate = fine_tune_learning_rate
         self.batch_size = batch_size
         self.validation_split = validation_split
         self.early_stopping = early_stopping
         self.patience = patience
+        self.augment = augment
+        self.tta = tta
         self.input_shape = input_shape
         self.device = device
         self.callbacks = callbacks
@@ -554,7 +621,9 @@ class CNNClassifier(KerasClassifier):
                 kernel_size=self.kernel_size, pool_size=self.pool_size, dropout=self.dropout,
                 dense_units=self.dense_units, dense_dropout=self.dense_dropout,
                 batch_norm=self.batch_norm, optimizer=self.optimizer,
-                learning_rate=self.learning_rate, seed=self._random_state)
+                learning_rate=self.learning_rate, backbone=self.backbone,
+                weights=self.weights if self.backbone else None, augment=self._augment(),
+                seed=self._random_state)
 
     def _initialize_callbacks(self):
         super()._initialize_callbacks()
@@ -570,7 +639,40 @@ class CNNClassifier(KerasClassifier):
         # Per epoch rather than per step: the number of steps is not known when the network is
         # built, and partial_fit counts epochs. The last epoch still learns, at a small rate.
         phase = (epoch % self.epochs) / self.epochs
-        return self.learning_rate * (1 + math.cos(math.pi * phase)) / 2
+        return self._rate(epoch) * (1 + math.cos(math.pi * phase)) / 2
+
+    def _freezes(self):
+        return bool(self.backbone) and self.weights is not None and self.freeze_epochs > 0
+
+    def _rate(self, epoch):
+        """The learning rate of ``epoch``: the head's alone, or once the backbone trains."""
+        if not self._freezes() or epoch < self.freeze_epochs:
+            return self.learning_rate
+        return self.fine_tune_learning_rate or self.learning_rate / 10
+
+    def _stages(self, initial_epoch, epochs):
+        """``(first, stop, trainable_layers)`` of the runs of epochs, one Keras ``fit`` each.
+
+        With a pretrained backbone, the network's first ``freeze_epochs`` train the head alone
+        (0 layers of the backbone) and the others ``trainable_layers``; otherwise all train.
+        """
+        stop = initial_epoch + epochs
+        if not self._freezes():
+            return [(initial_epoch, stop, None)]
+        stages = []
+        if initial_epoch < self.freeze_epochs:
+            stages.append((initial_epoch, min(stop, self.freeze_epochs), 0))
+        if stop > self.freeze_epochs:
+            stages.append((max(initial_epoch, self.freeze_epochs), stop, self.trainable_layers))
+        return stages
+
+    def _augment(self):
+        if isinstance(self.augment, dict):
+            unknown = sorted(set(self.augment) - set(AUGMENT_KINDS))
+            if unknown:
+                raise ValueError(f"augment names {unknown}; a dict of augmentations takes "
+                                 f"{', '.join(AUGMENT_KINDS)}")
+        return self.augment
 
     def _train(self, X, y, sample_weight, rows, warm_start, epochs, initial_epoch):
         if X.dtype == np.uint8:
@@ -585,14 +687,17 @@ class CNNClassifier(KerasClassifier):
             data = {"x": X[fit_rows], "y": y[fit_rows],
                     "sample_weight": None if sample_weight is None else sample_weight[fit_rows],
                     "batch_size": self.batch_size, "validation_data": validation}
-        with self._seeded():
-            history = self.model_.fit(
-                **data, epochs=initial_epoch + epochs, initial_epoch=initial_epoch,
-                callbacks=self._fit_callbacks, verbose=self.verbose)
         if not warm_start or initial_epoch == 0 or not hasattr(self, "history_"):
             self.history_ = {}
-        for key, values in history.history.items():
-            self.history_.setdefault(key, []).extend(float(value) for value in values)
+        for first, stop, trainable_layers in self._stages(initial_epoch, epochs):
+            if trainable_layers is not None and set_trainable(self.model_, trainable_layers):
+                # Keras takes the new set of trainable weights only when compiled again.
+                compile_network(self.model_, self.optimizer, self._rate(first))
+            with self._seeded():
+                history = self.model_.fit(**data, epochs=stop, initial_epoch=first,
+                                          callbacks=self._fit_callbacks, verbose=self.verbose)
+            for key, values in history.history.items():
+                self.history_.setdefault(key, []).extend(float(value) for value in values)
 
     def _pixel_batches(self, X, y, sample_weight, rows):
         fit_rows, val_rows = (None, None) if rows is None else rows
@@ -607,6 +712,8 @@ class CNNClassifier(KerasClassifier):
     def _predict_raw(self, X):
         X, _ = self._validate_data(X)
         with self._keras_session():
+            if self.tta is not None:
+                return predict_views(self.model_, X, self.tta, self.batch_size)
             if X.dtype == np.uint8:
                 return self.model_.predict(PixelBatches(X, batch_size=self.batch_size),
                                            verbose=self.verbose)

@@ -56,3 +56,17 @@ def allocations(monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load_prepare", spy)
     return sizes
+
+
+@pytest.fixture(scope="module")
+def eager_keras():
+    """Keras's steps run eagerly, for tests that fit many small networks on a few images each.
+
+    Tracing each new network's training step into a graph takes longer than running its few
+    steps; the graph itself is what the other tests exercise.
+    """
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)

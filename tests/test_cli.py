@@ -444,7 +444,7 @@ def test_debug_shows_the_exception(small_layout, tmp_path):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "nosuch=1"],
-     "no parameter 'nosuch'; valid names: batch_"),
+     "no parameter 'nosuch'; valid names: augment, backbone, batch_"),
     (["train", "t.csv", "--images", "i", "--model-dir", "m", "--set", "dropout"],
      "expected name=value"),
     (["tune", "t.csv", "--images", "i", "--model-dir", "m", "--grid", "units=1/2"],
@@ -659,15 +659,78 @@ def test_labels_spelled_two_ways_are_refused(small_layout, tmp_path, spellings, 
     assert not (tmp_path / "model").exists()
 
 
-def test_differing_sizes_are_reported_in_the_words_of_the_command_line(small_layout, tmp_path):
+def test_mixed_sizes_are_resized_to_the_most_common_and_said(small_layout, tmp_path):
     layout, *_ = small_layout
     images = tmp_path / "images"
     shutil.copytree(layout.train_dir, images)
-    with Image.open(images / "3.png") as image:
-        image.resize((30, 30)).save(images / "3.png")
+    for name in ("3.png", "4.png"):
+        with Image.open(images / name) as image:
+            image.resize((30, 30)).save(images / name)
     status, _, err = run("train", layout.train_csv, "--images", images, "--suffix", ".png",
-                         "--model-dir", tmp_path / "model")
-    assert_one_line_error(status, err, "the images differ in size", "Set --target-size H W")
+                         "--model-dir", tmp_path / "model", *TINY)
+    assert status == 0, err
+    assert ("images: grey, of 2 sizes (28×28: 298, 30×30: 2); resizing them to 28×28, the "
+            "most common size") in err
+    assert load_model(tmp_path / "model")["load"].target_size == (28, 28)
+
+
+def test_library_words_become_the_options_of_the_command_line():
+    from skimgclf.cli import _cli_words
+
+    assert _cli_words("Set target_size=(height, width) to resize them all; or set suffix, "
+                      "e.g. suffix='.png'; lower validation_split=0.9 (--suffix .jpg)") == (
+        "Set --target-size H W to resize them all; or set --suffix, e.g. --suffix .png; "
+        "lower --validation-split 0.9 (--suffix .jpg)")
+
+
+@pytest.fixture(scope="module")
+def colour_layout(small_layout, tmp_path_factory):
+    """The small layout's first 120 training and 40 test images, tinted by class, as 32×32 JPEGs."""
+    layout, x_train, y_train, x_test, y_test = small_layout
+    root = tmp_path_factory.mktemp("colour")
+    tints = np.array([[255, 80, 80], [80, 255, 80], [80, 80, 255], [255, 255, 80],
+                      [80, 255, 255], [255, 80, 255], [200, 200, 200], [255, 160, 80],
+                      [160, 80, 255], [80, 160, 255]]) / 255
+    for part, x, y, count in (("train", x_train, y_train, 120), ("test", x_test, y_test, 40)):
+        (root / part).mkdir()
+        for index in range(count):
+            pixels = np.pad(x[index], 2)[..., None] * tints[y[index]]
+            Image.fromarray(pixels.astype(np.uint8)).save(root / part / f"{index}.jpg")
+        frame = pd.DataFrame({"id": range(count)})
+        if part == "train":
+            frame["label"] = y[:count]
+        frame.to_csv(root / f"{part}.csv", index=False)
+    return root
+
+
+def test_a_backbone_on_colour_photos_end_to_end(colour_layout, tmp_path):
+    # The one backbone trained in graph mode, as a user's run trains it.
+    root = colour_layout
+    status, out, err = run("train", root / "train.csv", "--images", root / "train",
+                           "--model-dir", tmp_path / "model", "--epochs", "1",
+                           "--set", "backbone=mobilenet_v3_small", "--set", "weights=none",
+                           "--set", "dense_units=0", "--set", "random_state=0")
+    assert status == 0, err
+    assert "names have no extension; using .jpg, found for all 120" in err
+    assert "images: in colour (e.g. '0.jpg'), all 32×32" in err
+    model = load_model(tmp_path / "model")
+    assert model["load"].get_params()["color_mode"] == "rgb"
+    assert model["load"].dtype == "uint8" and model["cnn"].backbone == "mobilenet_v3_small"
+    assert (tmp_path / "model" / "misclassified.png").exists()
+    status, _, err = run("predict", root / "test.csv", "--images", root / "test",
+                         "--model-dir", tmp_path / "model", "-o", tmp_path / "sub.csv")
+    assert status == 0, err
+    assert len(pd.read_csv(tmp_path / "sub.csv")) == 40
+
+
+def test_images_too_small_for_the_backbone_are_refused_before_loading(small_layout, tmp_path):
+    layout, *_ = small_layout
+    status, _, err = run("train", layout.train_csv, "--images", layout.train_dir,
+                         "--model-dir", tmp_path / "model",
+                         "--set", "backbone=mobilenet_v3_small")
+    assert_one_line_error(status, err, "28 pixels on their shortest side",
+                          "--target-size 224 224")
+    assert not (tmp_path / "model").exists()
 
 
 def test_train_one_class_is_refused_before_loading(small_layout, tmp_path):

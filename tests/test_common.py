@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks on CNNClassifier, with the few failures it cannot avoid."""
 
+import pytest
 from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from skimgclf import CNNClassifier
@@ -20,6 +21,10 @@ EXPECTED_FAILED_CHECKS = {
         "minibatch SGD: a sample of weight 2 and the same sample twice give different "
         "batches and step sizes, so the networks differ.",
 }
+
+
+# The checks fit dozens of networks on a few dozen toy samples each.
+pytestmark = pytest.mark.usefixtures("eager_keras")
 
 
 def _expected_failed_checks(estimator):

@@ -150,11 +150,13 @@ def build_parser():
                        help="column of labels (default: %(default)s)")
     table.add_argument("--suffix", default="", metavar="SUFFIX",
                        help="appended to names that lack it, e.g. .png for ids 1, 2, ...")
-    table.add_argument("--color-mode", default="grayscale", choices=("grayscale", "rgb", "rgba"),
-                       help="channels to load (default: %(default)s)")
+    table.add_argument("--color-mode", choices=("grayscale", "rgb", "rgba"),
+                       help="channels to load (default: rgb if any image is in colour, else "
+                            "grayscale)")
     table.add_argument("--target-size", type=_positive_int, nargs=2, metavar=("H", "W"),
-                       help="resize every image to H x W pixels (default: keep the size, "
-                            "which must then be the same for all)")
+                       help="resize every image to H x W pixels (default: keep the size when "
+                            "all share one; else a backbone's native size, or the most common "
+                            "size)")
     table.add_argument("--validation-split", type=_fraction, default=0.2, metavar="FRACTION",
                        help="stratified share of the images held out to validate "
                             "(default: %(default)s; 0 = none)")

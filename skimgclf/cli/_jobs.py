@@ -19,6 +19,7 @@ import pandas as pd
 
 from .._atomic import open_atomic
 from .._folders import check_replaceable, claim, record_file, replacing_folder, verify
+from ._formats import image_paths, settle_formats
 from ._params import UsageError, classifier_parameters, parse_grid, parse_settings
 from ._tables import (
     TableSpec,
@@ -82,8 +83,8 @@ def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, sett
     """
     console = console or Console()
     model_dir = Path(model_dir)
-    table, spec, y, settings = _check_training_inputs(train_csv, images, model_dir,
-                                                      spec or TableSpec(), settings, console)
+    table, spec, y, settings, _ = _check_training_inputs(
+        train_csv, images, model_dir, spec or TableSpec(), settings, (), console)
     from . import _checkpoint
 
     cnn = _classifier(settings, console, validation_split=validation_split)
@@ -97,7 +98,7 @@ def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, sett
     elif state is not None:
         console.warn(f"{folder} holds an interrupted run ({state['epochs_done']} epochs done); "
                      f"this run replaces it (stop now and add --resume to continue it instead)")
-    loader = _loader(images, spec, None, console)
+    loader = _loader(images, spec, None, console, eight_bit=bool(cnn.backbone))
     try:
         _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv, spec=spec,
                       class_names=class_names, console=console, run=run, resumed=resumed)
@@ -167,9 +168,8 @@ def tune(train_csv, images, model_dir, *, grid, spec=None, cv=3, n_jobs=None,
         from ._distributed import check_address
 
         check_address(scheduler)
-    table, spec, y, settings = _check_training_inputs(train_csv, images, model_dir,
-                                                      spec or TableSpec(), settings, console)
-    candidates = parse_grid(grid, classifier_parameters())
+    table, spec, y, settings, candidates = _check_training_inputs(
+        train_csv, images, model_dir, spec or TableSpec(), settings, grid, console)
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV, ParameterGrid
     from sklearn.pipeline import Pipeline
@@ -184,7 +184,8 @@ def tune(train_csv, images, model_dir, *, grid, spec=None, cv=3, n_jobs=None,
     search_cnn = clone(cnn).set_params(validation_split=0.0)
     with tempfile.TemporaryDirectory(prefix="skimgclf-cache-") as cache:
         # Every fold and candidate reads the same files: decode them once.
-        loader = _loader(images, spec, cache, console)
+        loader = _loader(images, spec, cache, console,
+                         eight_bit=any(_backbones(settings, candidates)))
         search_loader, backend = loader, contextlib.nullcontext()
         if scheduler is not None:
             from ._distributed import dask_backend
@@ -250,19 +251,30 @@ def demo(workdir=None, *, full=False, data_dir=None, settings=(), console=None):
     console.result(f"test accuracy: {np.mean(predicted == y_test):.4f} ({len(y_test)} images)")
 
 
-def _check_training_inputs(train_csv, images, model_dir, spec, settings, console):
-    """Every check of ``train`` and ``tune`` that needs neither TensorFlow nor an image.
+def _check_training_inputs(train_csv, images, model_dir, spec, settings, grid, console):
+    """Every check of ``train`` and ``tune`` that needs neither TensorFlow nor a decoded image.
 
-    Returns the table, the spec with its path column and suffix settled, the labels and the
-    parsed settings.
+    Returns the table, the spec with its path column, suffix, colour mode and size settled,
+    the labels, the parsed settings and the parsed grid.
     """
     check_replaceable(model_dir)
     table, path_column, y = training_table(train_csv, spec)
     if not Path(images).is_dir():
         raise ValueError(f"image folder {images} not found")
-    suffix = resolve_suffix(table[path_column].tolist(), images, spec.suffix, console)
-    settings = parse_settings(settings, classifier_parameters())
-    return table, replace(spec, path_column=path_column, suffix=suffix), y, settings
+    names = table[path_column].tolist()
+    suffix = resolve_suffix(names, images, spec.suffix, console)
+    parameters = classifier_parameters()
+    settings = parse_settings(settings, parameters)
+    candidates = parse_grid(grid, parameters)
+    spec = settle_formats(image_paths(names, suffix), images,
+                          replace(spec, path_column=path_column, suffix=suffix),
+                          _backbones(settings, candidates), console)
+    return table, spec, y, settings, candidates
+
+
+def _backbones(settings, candidates):
+    """The backbones a run may train: None stands for the tutorial's network."""
+    return {settings.get("backbone"), *candidates.get("backbone", ())}
 
 
 def _check_holdout(y, cnn):
@@ -406,11 +418,14 @@ def _check_settings(cnn, option):
         raise UsageError(f"{option}: {exc}") from None
 
 
-def _loader(images, spec, cache, console):
+def _loader(images, spec, cache, console, *, eight_bit):
     from ..loader import ImageFolderLoader
 
     # All cores decode: loads of thousands of images take half the time on two, and small
     # ones stay in this process (the loader starts no workers for under 64 images each).
+    # Backbones take large colour images: as 8-bit pixels, scaled a batch at a time, they
+    # take a quarter of the memory.
+    pixels = {"dtype": "uint8", "rescale": None} if eight_bit else {}
     return ImageFolderLoader(Path(images), path_column=spec.path_column, suffix=spec.suffix,
                              color_mode=spec.color_mode, target_size=spec.target_size,
-                             n_jobs=-1, cache=cache, verbose=console.progress)
+                             n_jobs=-1, cache=cache, verbose=console.progress, **pixels)

@@ -25,7 +25,7 @@ class TableSpec:
     path_column: str | None = None
     label_column: str = "label"
     suffix: str = ""
-    color_mode: str = "grayscale"
+    color_mode: str | None = None
     target_size: tuple | None = None
 
 

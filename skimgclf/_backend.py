@@ -5,11 +5,15 @@ so the environment is set before the backend starts, in this one place, the firs
 of them is imported; importing ``skimgclf`` alone starts nothing.
 """
 
+import logging
 import os
+import random
 import re
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+
+import numpy as np
 
 INSTALL_COMMAND = "pip install 'skimgclf[tensorflow-cpu]'"
 
@@ -18,6 +22,8 @@ INSTALL_COMMAND = "pip install 'skimgclf[tensorflow-cpu]'"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # JAX reserves most of a GPU's memory when it starts; let folds and parallel jobs share it.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+_DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
 
 # absl prints these before its logging is set up, straight to the process's stderr, where
 # TF_CPP_MIN_LOG_LEVEL cannot reach them; TensorFlow's two native libraries print them twice.
@@ -81,3 +87,56 @@ def _let_gpu_memory_grow():
 
 keras = _import_keras()
 _let_gpu_memory_grow()
+
+
+@contextmanager
+def keras_session(device):
+    """Where Keras builds, trains and predicts (``device``), without TensorFlow's false alarms.
+
+    ``device`` is None (Keras chooses), ``"cpu"``, ``"gpu"`` or ``"gpu:<index>"``.
+    """
+    match = None if device is None else _DEVICE.fullmatch(device)
+    if device is not None and not match:
+        raise ValueError(f"device must be None, 'cpu', 'gpu' or 'gpu:<index>'; got {device!r}")
+    if match and match[1] == "gpu" and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # TensorFlow would quietly place everything on the CPU instead.
+        gpus = tf.config.list_logical_devices("GPU")
+        index = int(match[2][1:]) if match[2] else 0
+        if index >= len(gpus):
+            raise ValueError(f"device={device!r}, but TensorFlow sees {len(gpus) or 'no'} "
+                             f"GPU{'s' if len(gpus) != 1 else ''}; set device=None to let "
+                             "Keras choose, or 'cpu'")
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_not_new_network_tracing)
+    try:
+        with nullcontext() if device is None else keras.device(device):
+            yield
+    finally:
+        logger.removeFilter(_not_new_network_tracing)
+
+
+def seeded(seed):
+    """Seed Python, NumPy and the backend meanwhile; nothing for a None ``seed``."""
+    return nullcontext() if seed is None else _seed_everything(seed)
+
+
+def _not_new_network_tracing(record):
+    # TensorFlow counts traces per Python function across all models, so after a few fits each
+    # new network tracing Keras's step functions once reads to it as needless "retracing".
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextmanager
+def _seed_everything(seed):
+    # scikeras's `tensorflow_random_state` leaves TensorFlow's op determinism switched on,
+    # after which every unseeded fit fails. This seeds Python, NumPy and the backend (TF,
+    # torch, Keras's own generator for JAX), then gives Python and NumPy their state back.
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002

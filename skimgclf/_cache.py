@@ -113,23 +113,30 @@ class DecodedImageCache:
 
     def put(self, entry, pixels):
         """Store ``pixels`` (uint8, height × width × channels) in ``entry`` atomically."""
-        # The temporary name is unique to this write, so concurrent writers of the same entry
-        # (threads, processes, machines sharing the folder) never share a file, and the rename
-        # makes the entry appear whole.
-        temporary = f"{entry}.{uuid.uuid4().hex}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        write_entry(entry, _HEADER.pack(_MAGIC, *pixels.shape)
+                    + np.ascontiguousarray(pixels).tobytes())
+
+
+def write_entry(entry, data):
+    """Write the bytes ``data`` to the cache file ``entry``: it appears whole or not at all.
+
+    The temporary name is unique to this write, so concurrent writers of the same entry
+    (threads, processes, machines sharing the folder) never share a file, and the rename makes
+    the entry appear whole.
+    """
+    temporary = f"{entry}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        data = memoryview(data)
         try:
-            data = memoryview(_HEADER.pack(_MAGIC, *pixels.shape)
-                              + np.ascontiguousarray(pixels).tobytes())
-            try:
-                while data:
-                    data = data[os.write(fd, data):]
-            finally:
-                os.close(fd)
-            os.replace(temporary, entry)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+        os.replace(temporary, entry)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 class BlockWriter:

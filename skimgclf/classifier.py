@@ -8,33 +8,28 @@ callbacks, warm start, pickling of the Keras model) and replaces those parts.
 """
 
 # First: Keras starts here, quietly and with skimgclf's settings, before scikeras imports it.
-from ._backend import keras
+from ._backend import keras, keras_session, seeded
 
 # isort: split
-import logging
 import math
 import os
-import random
-import re
-from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
 import numpy as np
 from scikeras.utils.transformers import ClassifierLabelEncoder
 from scikeras.wrappers import KerasClassifier
-from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ._backbones import BACKBONES
 from ._batches import PixelBatches
 from ._constraints import Rule
+from ._image_input import check_images
 from ._network import (
     AUGMENT_KINDS,
     AUGMENT_PRESETS,
@@ -44,7 +39,6 @@ from ._network import (
 )
 from ._tta import TTA_PRESETS, predict_views
 
-_DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
 # What this subclass takes from scikeras beyond its public API: methods and properties of
 # KerasClassifier, and the attributes its `_initialize` sets. scikeras 0.13 is its last release;
 # tests/test_classifier.py checks that each is still there, so that a release renaming one
@@ -63,26 +57,6 @@ def _is_keras_optimizer(value):
     except (ValueError, KeyError, TypeError):
         return False
     return True
-
-
-def _not_new_network_tracing(record):
-    # TensorFlow counts traces per Python function across all models, so after a few fits each
-    # new network tracing Keras's step functions once reads to it as needless "retracing".
-    return "triggered tf.function retracing" not in record.getMessage()
-
-
-@contextmanager
-def _seed_everything(seed):
-    # scikeras's `tensorflow_random_state` leaves TensorFlow's op determinism switched on,
-    # after which every unseeded fit fails. This seeds Python, NumPy and the backend (TF,
-    # torch, Keras's own generator for JAX), then gives Python and NumPy their state back.
-    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-    keras.utils.set_random_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)  # noqa: NPY002
 
 
 class CNNClassifier(KerasClassifier):
@@ -550,63 +524,7 @@ class CNNClassifier(KerasClassifier):
 
     def _validate_data(self, X=None, y=None, reset=False, y_numeric=False):
         # scikeras calls this from fit (reset=True, y required) and predict (y=None).
-        if issparse(X):
-            raise TypeError(
-                f"{type(self).__name__} does not accept sparse input: images are dense. "
-                "Convert X with X.toarray() first.")
-        check_params = {"allow_nd": True, "ensure_2d": False, "dtype": keras.backend.floatx()}
-        if getattr(X, "dtype", None) == np.uint8:
-            # 8-bit pixels stay 8-bit and are scaled batch by batch (see _batches.py): a memory
-            # map of the loader's cache is never copied whole into memory.
-            check_params["dtype"] = None
-        if reset or y is not None:
-            X, y = validate_data(self, X, y, reset=reset, **check_params)
-            check_classification_targets(y)
-        else:
-            X = validate_data(self, X, reset=reset, **check_params)
-        return self._as_images(X, reset), y
-
-    def _as_images(self, X, reset):
-        if X.ndim not in (2, 3, 4):
-            raise ValueError(
-                f"{type(self).__name__} takes images as an array of shape (n_samples, height, "
-                "width[, channels]) or rows of pixels (n_samples, n_features); got an array of "
-                f"shape {X.shape}. Reshape your data: pass a single sample x as x[np.newaxis].")
-        n_features = int(np.prod(X.shape[1:]))
-        if reset:
-            self.n_features_in_ = n_features
-            self.image_shape_ = self._image_shape(X.shape[1:])
-        elif n_features != self.n_features_in_:
-            message = (f"X has {n_features} features, but {type(self).__name__} is expecting "
-                       f"{self.n_features_in_} features as input.")
-            if X.ndim > 2:
-                message += (f" It holds images of shape {X.shape[1:]} but the network takes "
-                            f"{self.image_shape_}: load them at the size used in fit.")
-            raise ValueError(message)
-        elif X.ndim > 2 and X.shape[1:3] != self.image_shape_[:2]:
-            raise ValueError(
-                f"X holds images of shape {X.shape[1:]}, but {type(self).__name__} was fitted "
-                f"on images of shape {self.image_shape_}.")
-        return X.reshape((len(X), *self.image_shape_))
-
-    def _image_shape(self, sample_shape):
-        if self.input_shape is not None:
-            shape = tuple(int(side) for side in self.input_shape)
-            shape = shape + (1,) if len(shape) == 2 else shape
-            if len(shape) != 3 or int(np.prod(shape)) != int(np.prod(sample_shape)):
-                raise ValueError(
-                    f"input_shape={self.input_shape!r} must be (height, width) or (height, "
-                    f"width, channels) holding the {int(np.prod(sample_shape))} values of each "
-                    f"sample of X (shape {sample_shape}).")
-            return shape
-        if len(sample_shape) == 3:
-            return tuple(sample_shape)
-        if len(sample_shape) == 2:
-            return (*sample_shape, 1)
-        side = int(np.sqrt(sample_shape[0]))
-        if side * side == sample_shape[0]:
-            return (side, side, 1)
-        return (1, sample_shape[0], 1)
+        return check_images(self, X, y, reset=reset)
 
     def _build_keras_model(self):
         if self.n_classes_ < 2:
@@ -720,34 +638,10 @@ class CNNClassifier(KerasClassifier):
             return self.model_.predict(X, batch_size=self.batch_size, verbose=self.verbose)
 
     def _seeded(self):
-        if self._random_state is None:
-            return nullcontext()
-        return _seed_everything(self._random_state)
+        return seeded(self._random_state)
 
-    @contextmanager
     def _keras_session(self):
-        # Where Keras builds, trains and predicts, and without TensorFlow's false alarms.
-        match = None if self.device is None else _DEVICE.fullmatch(self.device)
-        if self.device is not None and not match:
-            raise ValueError(
-                f"device must be None, 'cpu', 'gpu' or 'gpu:<index>'; got {self.device!r}")
-        if match and match[1] == "gpu" and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            # TensorFlow would quietly place everything on the CPU instead.
-            gpus = tf.config.list_logical_devices("GPU")
-            index = int(match[2][1:]) if match[2] else 0
-            if index >= len(gpus):
-                raise ValueError(f"device={self.device!r}, but TensorFlow sees "
-                                 f"{len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; "
-                                 "set device=None to let Keras choose, or 'cpu'")
-        logger = logging.getLogger("tensorflow")
-        logger.addFilter(_not_new_network_tracing)
-        try:
-            with nullcontext() if self.device is None else keras.device(self.device):
-                yield
-        finally:
-            logger.removeFilter(_not_new_network_tracing)
+        return keras_session(self.device)
 
 
 def validation_rows(y, validation_split, *, random_state=None):

@@ -59,32 +59,48 @@ def export_competition_layout(x_train, y_train, directory, *, x_test=None, id_co
     FileExistsError
         If ``directory`` is a file, or a folder holding files that skimgclf did not write.
     """
+    x_train = np.asarray(x_train)
+    if len(x_train) != len(y_train):
+        raise ValueError(f"x_train has {len(x_train)} images but y_train has {len(y_train)} labels")
+    return write_layout(directory, "layout", x_train, y_train,
+                        None if x_test is None else np.asarray(x_test), save=_save,
+                        suffix=suffix, id_column=id_column, label_column=label_column,
+                        first_id=first_id)
+
+
+def write_layout(directory, kind, train_images, labels, test_images, *, save, suffix,
+                 id_column="id", label_column="label", first_id=1):
+    """Write the competition layout whole; ``save(image, path)`` writes one image file.
+
+    Returns the :class:`CompetitionLayout` (test paths unwritten without ``test_images``).
+    """
     root = Path(directory)
     layout = CompetitionLayout(root, root / "train.csv", root / "train", root / "test.csv",
                                root / "test", root / "sample_submission.csv")
-    x_train = np.asarray(x_train)
-    y_train = np.asarray(y_train)
-    if len(x_train) != len(y_train):
-        raise ValueError(f"x_train has {len(x_train)} images but y_train has {len(y_train)} labels")
-    train_ids = np.arange(first_id, first_id + len(x_train))
-    with replacing_folder(root, "layout") as stage:
-        _write_images(x_train, train_ids, stage / layout.train_dir.name, suffix)
-        _write_csv(pd.DataFrame({id_column: train_ids, label_column: y_train}),
+    labels = np.asarray(labels)
+    train_ids = np.arange(first_id, first_id + len(train_images))
+    with replacing_folder(root, kind) as stage:
+        _write_images(train_images, train_ids, stage / layout.train_dir.name, suffix, save)
+        _write_csv(pd.DataFrame({id_column: train_ids, label_column: labels}),
                    stage / layout.train_csv.name)
-        if x_test is not None:
-            test_ids = np.arange(train_ids[-1] + 1, train_ids[-1] + 1 + len(x_test))
-            _write_images(np.asarray(x_test), test_ids, stage / layout.test_dir.name, suffix)
+        if test_images is not None:
+            test_ids = np.arange(train_ids[-1] + 1, train_ids[-1] + 1 + len(test_images))
+            _write_images(test_images, test_ids, stage / layout.test_dir.name, suffix, save)
             _write_csv(pd.DataFrame({id_column: test_ids}), stage / layout.test_csv.name)
-            _write_csv(pd.DataFrame({id_column: test_ids, label_column: y_train[0]}),
+            _write_csv(pd.DataFrame({id_column: test_ids, label_column: labels[0]}),
                        stage / layout.sample_submission.name)
     return layout
 
 
-def _write_images(images, ids, folder, suffix):
+def _write_images(images, ids, folder, suffix, save):
     folder.mkdir()
     for image, image_id in zip(images, ids, strict=True):
-        Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
-                        ).save(folder / f"{image_id}{suffix}")
+        save(image, folder / f"{image_id}{suffix}")
+
+
+def _save(image, path):
+    Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image
+                    ).save(path)
 
 
 def _write_csv(frame, path):

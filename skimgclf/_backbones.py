@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# The momentum of batch normalisation's running statistics when a backbone trains from random
+# weights: they settle within a few dozen steps, as with PyTorch's default (0.1 there).
+_SCRATCH_MOMENTUM = 0.9
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -113,12 +117,19 @@ def _build_backbone(name, spec, shape, weights):
 
     constructor = getattr(keras.applications, spec.constructor)
     options = dict(spec.options)
-    if weights is None or weights == "imagenet":
+    if weights is None:
+        network = constructor(include_top=False, weights=None, input_shape=shape, **options)
+        # Trained from scratch, its batch normalisation must learn statistics that predictions
+        # can use: ImageNet's 0.999 averages them over thousands of steps, so that after a few
+        # hundred they are still mostly their starting values and predictions are near chance.
+        for layer in network.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = _SCRATCH_MOMENTUM
+        return network
+    if weights == "imagenet":
         try:
             return constructor(include_top=False, weights=weights, input_shape=shape, **options)
         except Exception as exc:
-            if weights is None:
-                raise
             raise _download_error(name, exc) from exc
     path = Path(weights)
     if not path.is_file():

@@ -1,14 +1,16 @@
 """Test-time augmentation: fixed views of each image, whose predicted probabilities are averaged.
 
-The views are fixed, so predictions stay deterministic: the image itself, its mirror, and for
-``"standard"`` four shifts of 5 % of its side, the uncovered border filled with the edge pixels.
+The views are fixed, so predictions stay deterministic: the image itself and its mirror
+(``"flip"``), or four shifts of 5 % of its side, the uncovered border filled with the edge pixels
+(``"shift"``, for images that a mirror would change the meaning of, such as digits and text), or
+both (``"standard"``).
 """
 
 import numpy as np
 
 from ._batches import scaled
 
-TTA_PRESETS = ("flip", "standard")
+TTA_PRESETS = ("flip", "shift", "standard")
 # Images per chunk: each view of a chunk is one array, so memory stays bounded for any X.
 _CHUNK = 1024
 _SHIFT = 0.05
@@ -31,13 +33,14 @@ def predict_views(model, X, tta, batch_size):
 
 
 def _n_views(tta):
-    return 2 if tta == "flip" else 6
+    return {"flip": 2, "shift": 5, "standard": 6}[tta]
 
 
 def _views(batch, tta):
     yield batch
-    yield batch[:, :, ::-1]
-    if tta == "standard":
+    if tta in ("flip", "standard"):
+        yield batch[:, :, ::-1]
+    if tta in ("shift", "standard"):
         height, width = batch.shape[1:3]
         dy, dx = max(1, round(_SHIFT * height)), max(1, round(_SHIFT * width))
         for shift in ((dy, 0), (-dy, 0), (0, dx), (0, -dx)):

@@ -146,15 +146,17 @@ class CNNClassifier(KerasClassifier):
         Random changes to the training images, made by Keras layers in front of the network
         and only while training: ``"flip"`` mirrors left to right; ``"light"`` adds shifts up
         to 5 % and rotations up to 3 % of a turn; ``"standard"`` flips, shifts and zooms up to
-        10 %, rotates up to 5 % of a turn and changes contrast up to 10 %. A dict sets the
-        amounts itself: ``{"flip": "horizontal", "rotation": 0.1, "zoom": 0.1,
+        10 %, rotates up to 5 % of a turn and changes contrast up to 10 %. The presets mirror
+        images: for digits or text, give a dict without ``"flip"``. A dict sets the amounts
+        itself: ``{"flip": "horizontal", "rotation": 0.1, "zoom": 0.1,
         "translation": 0.1, "contrast": 0.2}`` (any of them; flip takes ``"horizontal"``,
         ``"vertical"`` or ``"horizontal_and_vertical"``). It pays on photos, not on centred,
         size-normalised images such as Fashion-MNIST's (docs/benchmarks.md).
-    tta : {"flip", "standard"} or None, default=None
+    tta : {"flip", "shift", "standard"} or None, default=None
         Test-time augmentation: ``predict_proba`` averages the probabilities of each image
-        and fixed changes of it, ``"flip"`` its mirror, ``"standard"`` also shifts by 5 % up,
-        down, left and right; predictions stay deterministic.
+        and fixed changes of it: ``"flip"`` its mirror; ``"shift"`` it shifted by 5 % up,
+        down, left and right (for images a mirror changes the meaning of, such as digits);
+        ``"standard"`` both. Predictions stay deterministic.
     input_shape : tuple of int, default=None
         ``(height, width)`` or ``(height, width, channels)`` of one image, used to reshape
         2-D input of flattened images (rows of pixels, as in a CSV). Without it, rows of

@@ -88,6 +88,10 @@ def test_a_backbone_from_scratch_trains_its_batch_normalisation(scratch, photos)
     norms = [layer for layer in backbone_of(scratch.model_).layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.trainable for layer in norms)
+    # Its running statistics settle within dozens of steps, where ImageNet's 0.999 would take
+    # thousands: 6 epochs of 3,000 photos left predictions at chance with 0.999 (0.10) and as
+    # good as training with 0.9 (0.20; docs/benchmarks.md has the photos).
+    assert {layer.momentum for layer in norms} == {0.9}
     # Floats in [0, 1] and 8-bit pixels are the same images to it.
     np.testing.assert_allclose(scratch.predict_proba(x / np.float32(255)),
                                scratch.predict_proba(x), atol=1e-6)
@@ -187,7 +191,7 @@ def test_augmentation_changes_training_images_only(photos):
         clone(clf).set_params(augment={"blur": 0.1}).fit(x[:10], y[:10])
 
 
-@pytest.mark.parametrize("tta", ["flip", "standard"])
+@pytest.mark.parametrize("tta", ["flip", "shift", "standard"])
 def test_test_time_augmentation_averages_fixed_views(photos, tta):
     x, y = photos
     clf = CNNClassifier(filters=(4,), dense_units=8, epochs=1, random_state=0).fit(x, y)

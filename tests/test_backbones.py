@@ -153,6 +153,23 @@ def test_imagenet_weights_offline_say_which_file_goes_where(photos, monkeypatch,
     assert str(tmp_path / "models") in message and "weights=PATH" in message
 
 
+def test_weights_in_the_format_keras_downloads_load_by_path(photos, tmp_path):
+    # Keras's ImageNet files are HDF5 in the format of Keras 2, e.g.
+    # weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5: a user copies one in by hand.
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    network = keras.applications.MobileNetV3Small(include_top=False, weights=None,
+                                                  input_shape=(32, 32, 3))
+    path = tmp_path / "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, network)
+    x, y = photos
+    clf = CNNClassifier(**SMALL, weights=str(path), epochs=1).fit(x[:16], y[:16])
+    for expected, loaded in zip(network.weights, backbone_of(clf.model_).weights, strict=True):
+        np.testing.assert_array_equal(np.array(expected), np.array(loaded))
+
+
 def test_weights_files_that_do_not_fit_are_named(photos, tmp_path):
     x, y = photos
     with pytest.raises(FileNotFoundError, match=r"weights='.*nope.h5': no such file"):

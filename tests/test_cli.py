@@ -552,6 +552,9 @@ def test_bracketed_settings_are_python_literals_such_as_blocks_of_filters():
         "filters": [((16,), (32,)), (16, 32), (64,)]}
     with pytest.raises(UsageError, match=r"--set 'filters=\(\(32,': .*not a Python literal"):
         parse_settings(["filters=((32,"], defaults)
+    assert parse_settings(["augment={'rotation': 0.1, 'flip': 'horizontal'}"],
+                          {"augment": None}) == {"augment": {"rotation": 0.1,
+                                                             "flip": "horizontal"}}
 
 
 def test_demo_full_without_the_dataset(tmp_path):

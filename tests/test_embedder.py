@@ -25,8 +25,9 @@ from skimgclf._batches import scaled
 
 # Keras saves each variable (save_weights, pickling) through np.array(tensor), whose copy
 # protocol NumPy 2 deprecates: one warning per variable, nothing of skimgclf's.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+# Dozens of networks, each run on a few batches: tracing them into graphs would take longer.
+pytestmark = [pytest.mark.usefixtures("eager_keras"), pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")]
 
 SIZE = 32  # the smallest image the backbones take
 WIDTH = 576  # mobilenet_v3_small's features

@@ -14,10 +14,11 @@ def parse_value(text, *, sequence=False):
 
     ``"16,32"`` becomes ``(16, 32)``; with ``sequence`` (the parameter's default is a tuple) a
     single item becomes a one-item tuple too, so that ``filters=16`` means ``(16,)``. Text in
-    brackets is a Python literal, for nested tuples such as the blocks of ``filters``:
-    ``"((32, 32), (64, 64))"``.
+    brackets or braces is a Python literal, for nested tuples such as the blocks of
+    ``filters``, ``"((32, 32), (64, 64))"``, or the amounts of ``augment``,
+    ``"{'rotation': 0.1, 'zoom': 0.1}"``.
     """
-    if text.strip().startswith(("(", "[")):
+    if text.strip().startswith(("(", "[", "{")):
         value = _parse_literal(text.strip())
         # "(64)" is 64 to Python, but a tuple parameter means the one-item tuple.
         return (value,) if sequence and not isinstance(value, tuple) else value

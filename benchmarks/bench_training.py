@@ -44,7 +44,10 @@ IMAGE_SHAPE, N_CLASSES = (28, 28, 1), 10
 # set through tf.config.threading before TensorFlow starts; "env" is added to the environment.
 CONTENDERS = {
     "keras": ("raw keras.Model.fit, TensorFlow's default threads", {"runner": "keras"}),
-    "skimgclf": ("CNNClassifier.fit, its defaults", {"runner": "skimgclf"}),
+    "skimgclf": ("CNNClassifier.fit, its defaults but precision='float32'",
+                 {"runner": "skimgclf", "precision": "float32"}),
+    "skimgclf-auto": ("CNNClassifier.fit, its defaults (precision='auto')",
+                      {"runner": "skimgclf", "precision": "auto"}),
     "keras-1-1": ("raw Keras, intra 1 / inter 1", {"runner": "keras", "threads": [1, 1]}),
     "keras-2-1": ("raw Keras, intra 2 / inter 1", {"runner": "keras", "threads": [2, 1]}),
     "keras-1-2": ("raw Keras, intra 1 / inter 2", {"runner": "keras", "threads": [1, 2]}),
@@ -131,6 +134,7 @@ def work(settings):
         from skimgclf import CNNClassifier
 
         clf = CNNClassifier(epochs=settings["epochs"], batch_size=batch_size, random_state=0,
+                            precision=settings["precision"],
                             callbacks=[epoch_timer(walls, cpus)])
         clf.fit(x_train, y_train)
         losses = clf.history_["loss"]
@@ -166,7 +170,7 @@ def interleaved(settings):
     epochs = {"skimgclf": [], "keras": []}
     calls = {"skimgclf": [], "keras": []}
     clf = CNNClassifier(epochs=1, batch_size=batch_size, warm_start=True, random_state=0,
-                        callbacks=[epoch_timer(epochs["skimgclf"], [])])
+                        precision="float32", callbacks=[epoch_timer(epochs["skimgclf"], [])])
     keras.utils.set_random_seed(0)
     model = compiled_tutorial_network({})
     keras_timer = epoch_timer(epochs["keras"], [])
@@ -180,6 +184,34 @@ def interleaved(settings):
             fits[name]()
             calls[name].append(time.perf_counter() - start)
     return {name: {"epochs": epochs[name][1:], "calls": calls[name][1:]} for name in fits}
+
+
+def precision_turns(settings):
+    """CNNClassifier in float32 and in mixed_bfloat16 taking turns, one epoch each per turn.
+
+    Returns each one's epoch times (the first turn, which traces, left out), test accuracy
+    after all the turns, and what ``precision="auto"`` picks here and why.
+    """
+    import numpy as np
+
+    from skimgclf import CNNClassifier
+    from skimgclf._precision import resolve_precision
+
+    auto = resolve_precision("auto")
+    # Emulated, bfloat16 is about ten times slower: fewer images keep such a run short.
+    n_images = settings["n_images"] if auto[0] == "mixed_bfloat16" else 1280
+    (x_train, y_train), (x_test, y_test) = fashion_images(n_images)
+    epochs = {"float32": [], "mixed_bfloat16": []}
+    classifiers = {name: CNNClassifier(epochs=1, warm_start=True, random_state=0, precision=name,
+                                       callbacks=[epoch_timer(walls, [])])
+                   for name, walls in epochs.items()}
+    for turn in range(settings["precision_turns"] + 1):
+        for name in (("float32", "mixed_bfloat16") if turn % 2 else ("mixed_bfloat16", "float32")):
+            classifiers[name].fit(x_train, y_train)
+    return {"auto": auto, "n_images": n_images,
+            **{name: {"epochs": epochs[name][1:],
+                      "accuracy": float(np.mean(clf.predict(x_test) == y_test))}
+               for name, clf in classifiers.items()}}
 
 
 def fashion_images(n):
@@ -307,6 +339,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=1, help="fits per contender")
     parser.add_argument("--turns", type=int, default=8,
                         help="turns of CNNClassifier and raw Keras in one process (0: none)")
+    parser.add_argument("--precision-turns", type=int, default=6,
+                        help="turns of CNNClassifier in float32 and mixed_bfloat16 (0: none)")
     parser.add_argument("--only", nargs="+", choices=CONTENDERS,
                         help="run these contenders only")
     parser.add_argument("--no-doc", action="store_true",
@@ -319,6 +353,8 @@ def main():
             result = matmul_ceiling()
         elif settings.get("turns"):
             result = interleaved(settings)
+        elif settings.get("precision_turns"):
+            result = precision_turns(settings)
         else:
             result = work(settings)
         print(json.dumps(result))
@@ -341,16 +377,18 @@ def main():
             runs[name].append(run_worker(settings))
             print(f"{name}: {runs[name][-1]['walls']}", file=sys.stderr)
     turns = args.turns and run_worker({"turns": args.turns, "n_images": args.n_images})
+    precision = args.precision_turns and run_worker(
+        {"precision_turns": args.precision_turns, "n_images": args.n_images})
     load_after = _load()
     flops = network_flops()
     rows = [summarise(name, runs[name], flops, ceiling) for name in names]
-    section = render(args, rows, ceilings, flops, turns, load_before, load_after)
+    section = render(args, rows, ceilings, flops, turns, precision, load_before, load_after)
     print(section)
     if not args.no_doc:
         write_section("training", section)
 
 
-def render(args, rows, ceilings, flops, turns, load_before, load_after):
+def render(args, rows, ceilings, flops, turns, precision, load_before, load_after):
     import keras
     import numpy as np
 
@@ -387,8 +425,22 @@ def render(args, rows, ceilings, flops, turns, load_before, load_after):
             f"{statistics.median(raw['epochs']):.2f} (medians); raw Keras ÷ CNNClassifier, "
             f"median of the turns' ratios: **{epoch_ratio:.2f}** per epoch, "
             f"{call_ratio:.2f} per whole `fit` call, input checks included (goal ≥ 0.95).")
+    if precision:
+        full, half = precision["float32"], precision["mixed_bfloat16"]
+        ratio = statistics.median(f / h for f, h in zip(full["epochs"], half["epochs"],
+                                                          strict=True))
+        lines.append(
+            f"Precision, taking turns in one process ({args.precision_turns} turns after a first "
+            f"that traces, one epoch each per turn, the same {precision['n_images']:,} images): "
+            f"CNNClassifier in float32 {statistics.median(full['epochs']):.2f} s/epoch against "
+            f"mixed_bfloat16 {statistics.median(half['epochs']):.2f}; float32 ÷ mixed_bfloat16, "
+            f"median of the turns' ratios: **{ratio:.2f}×**; test accuracy after "
+            f"{args.precision_turns + 1} epochs: {full['accuracy']:.4f} (float32) against "
+            f"{half['accuracy']:.4f} (mixed_bfloat16). precision='auto' picks "
+            f"{precision['auto'][0]} here: {precision['auto'][1]}.")
     float32 = [row for row in rows if not CONTENDERS[row["name"]][1].keys()
-               & {"policy", "batch_size", "max_images"}]
+               & {"policy", "batch_size", "max_images", "precision"}
+               or CONTENDERS[row["name"]][1].get("precision") == "float32"]
     fastest = min(float32, key=lambda row: row["epoch"])
     lines.append(f"Fastest at batch {default_batch_size()} in float32 (median s/epoch): "
                  f"{CONTENDERS[fastest['name']][0]}.")

@@ -10,6 +10,7 @@ from numbers import Integral
 
 from ._backbones import backbone_features, backbone_of
 from ._backend import keras
+from ._precision import network_precision, precision_scope
 
 #: The presets of ``augment``: Keras's random layers, as ``{kind: amount}``.
 AUGMENT_PRESETS = {
@@ -24,7 +25,7 @@ AUGMENT_KINDS = ("flip", "rotation", "zoom", "translation", "contrast")
 
 def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dropout,
                   dense_units, dense_dropout, batch_norm, optimizer, learning_rate,
-                  backbone=None, weights=None, augment=None, seed=None):
+                  backbone=None, weights=None, augment=None, precision="float32", seed=None):
     """Build and compile the classifier's network.
 
     With the defaults of ``CNNClassifier`` this is the classic Keras tutorial network:
@@ -69,6 +70,10 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
     augment : str, dict or None, default=None
         A preset of :data:`AUGMENT_PRESETS` or ``{kind: amount}`` of :data:`AUGMENT_KINDS`:
         random layers in front of the network, which only training runs through.
+    precision : {"float32", "mixed_bfloat16", "mixed_float16"}, default="float32"
+        The Keras dtype policy of the layers. The augmentation layers and the softmax layer
+        compute in float32 whatever it is, so that images pass outside training unchanged and
+        the loss and the probabilities are float32.
     seed : int or None, default=None
         Seeds the weights and the dropout masks. None lets Keras draw them from Python's
         global ``random`` module.
@@ -87,24 +92,25 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
         # Keras's own draw for an unseeded layer (keras.random.make_default_seed).
         return None if generator is None else generator.randint(1, int(1e9))
 
-    inputs = keras.Input(shape=image_shape)
-    x = _augmentation(inputs, augment, layer_seed)
-    if backbone is None:
-        x = _convolutions(x, image_shape, filters=filters, kernel_size=kernel_size,
-                          pool_size=pool_size, dropout=dropout, batch_norm=batch_norm,
-                          layer_seed=layer_seed)
-    else:
-        x, backbone_model = backbone_features(x, backbone, weights)
-        if dropout:
-            x = keras.layers.Dropout(dropout, seed=layer_seed())(x)
-    if dense_units:
-        x = keras.layers.Dense(int(dense_units), activation="relu",
-                               kernel_initializer=_glorot(layer_seed()))(x)
-        if dense_dropout:
-            x = keras.layers.Dropout(dense_dropout, seed=layer_seed())(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax",
-                                 kernel_initializer=_glorot(layer_seed()))(x)
-    model = keras.Model(inputs, outputs)
+    with precision_scope(precision):
+        inputs = keras.Input(shape=image_shape)
+        x = _augmentation(inputs, augment, layer_seed)
+        if backbone is None:
+            x = _convolutions(x, image_shape, filters=filters, kernel_size=kernel_size,
+                              pool_size=pool_size, dropout=dropout, batch_norm=batch_norm,
+                              layer_seed=layer_seed)
+        else:
+            x, backbone_model = backbone_features(x, backbone, weights)
+            if dropout:
+                x = keras.layers.Dropout(dropout, seed=layer_seed())(x)
+        if dense_units:
+            x = keras.layers.Dense(int(dense_units), activation="relu",
+                                   kernel_initializer=_glorot(layer_seed()))(x)
+            if dense_dropout:
+                x = keras.layers.Dropout(dense_dropout, seed=layer_seed())(x)
+        outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32",
+                                     kernel_initializer=_glorot(layer_seed()))(x)
+        model = keras.Model(inputs, outputs)
     if backbone is not None and weights is not None:
         # Pretrained, the backbone first stays as it is while the head learns.
         backbone_model.trainable = False
@@ -114,7 +120,12 @@ def build_network(image_shape, n_classes, *, filters, kernel_size, pool_size, dr
 
 def compile_network(model, optimizer, learning_rate):
     """Compile ``model`` for training with a fresh optimizer, as after building or unfreezing."""
-    model.compile(optimizer=_make_optimizer(optimizer, learning_rate),
+    optimizer = _make_optimizer(optimizer, learning_rate)
+    if network_precision(model) == "mixed_float16":
+        # Small float16 gradients would round to zero; Keras wraps the optimizer only for a
+        # model built under the policy, not for one loaded from a file.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer,
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     # Created now, eagerly, the optimizer's slots stay out of TensorFlow's traced training step,
     # whose variable-initialisation graphs TensorFlow keeps after the model is gone.
@@ -154,17 +165,19 @@ def _augmentation(x, augment, layer_seed):
         amount = amounts.get(kind)
         if not amount:
             continue
+        # In float32 whatever the precision: cheap, and outside training they then pass the
+        # images on exactly as they are; the first layer that computes casts them.
+        options = {"seed": layer_seed(), "dtype": "float32"}
         if kind == "flip":
-            x = keras.layers.RandomFlip(amount, seed=layer_seed())(x)
+            x = keras.layers.RandomFlip(amount, **options)(x)
         elif kind == "rotation":
-            x = keras.layers.RandomRotation(amount, fill_mode="reflect", seed=layer_seed())(x)
+            x = keras.layers.RandomRotation(amount, fill_mode="reflect", **options)(x)
         elif kind == "zoom":
-            x = keras.layers.RandomZoom(amount, fill_mode="reflect", seed=layer_seed())(x)
+            x = keras.layers.RandomZoom(amount, fill_mode="reflect", **options)(x)
         elif kind == "translation":
-            x = keras.layers.RandomTranslation(amount, amount, fill_mode="reflect",
-                                               seed=layer_seed())(x)
+            x = keras.layers.RandomTranslation(amount, amount, fill_mode="reflect", **options)(x)
         else:
-            x = keras.layers.RandomContrast(amount, value_range=(0, 1), seed=layer_seed())(x)
+            x = keras.layers.RandomContrast(amount, value_range=(0, 1), **options)(x)
     return x
 
 

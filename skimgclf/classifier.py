@@ -13,6 +13,7 @@ from ._backend import keras, keras_session, seeded
 # isort: split
 import math
 import os
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +38,7 @@ from ._network import (
     compile_network,
     set_trainable,
 )
+from ._precision import PRECISIONS, is_native, network_precision, resolve_precision
 from ._tta import TTA_PRESETS, predict_views
 
 # What this subclass takes from scikeras beyond its public API: methods and properties of
@@ -165,6 +167,15 @@ class CNNClassifier(KerasClassifier):
     device : str, default=None
         Where to build, train and predict: ``None`` lets Keras choose (a GPU when one is
         visible), ``"cpu"`` forces the CPU, ``"gpu"`` or ``"gpu:1"`` names a GPU.
+    precision : {"auto", "float32", "mixed_bfloat16", "mixed_float16"}, default="auto"
+        The arithmetic of the network's layers, as a Keras dtype policy: the mixed ones
+        compute in 16 bits and keep the weights, the loss and the probabilities in float32.
+        ``"auto"`` takes ``"mixed_bfloat16"`` where the hardware runs it natively (a CPU with
+        AVX-512 BF16 or AMX under TensorFlow; a GPU of compute capability 8.0 or more),
+        ``"mixed_float16"`` on a GPU of capability 7.x, and ``"float32"`` elsewhere: on a CPU
+        without it, bfloat16 is emulated and about ten times slower. ``precision_`` says which
+        was used. A saved model keeps it where it is loaded, unless that machine would
+        emulate it: there it computes in float32.
     callbacks : list of keras.callbacks.Callback, default=None
         Extra Keras callbacks for training (instances, or classes to be instantiated).
     class_weight : dict, "balanced" or None, default=None
@@ -195,6 +206,9 @@ class CNNClassifier(KerasClassifier):
     history_ : dict of str to list of float
         Per-epoch ``loss`` and ``accuracy`` (and ``val_…`` with a ``validation_split``,
         ``learning_rate`` with an ``lr_schedule``).
+    precision_ : str
+        The Keras dtype policy the network computes in: ``"float32"``, ``"mixed_bfloat16"``
+        or ``"mixed_float16"``.
 
     See Also
     --------
@@ -248,6 +262,7 @@ class CNNClassifier(KerasClassifier):
         "tta": [None, StrOptions(set(TTA_PRESETS))],
         "input_shape": [None, tuple, list],
         "device": [None, str],
+        "precision": [StrOptions(set(PRECISIONS))],
         "callbacks": [None, list],
         "class_weight": [None, dict, StrOptions({"balanced"})],
         "warm_start": ["boolean"],
@@ -261,8 +276,8 @@ class CNNClassifier(KerasClassifier):
                  epochs=10, freeze_epochs=1, trainable_layers="all",
                  fine_tune_learning_rate=None, batch_size=64, validation_split=0.0,
                  early_stopping=False, patience=3, augment=None, tta=None, input_shape=None,
-                 device=None, callbacks=None, class_weight=None, warm_start=False,
-                 random_state=None, verbose=0):
+                 device=None, precision="auto", callbacks=None, class_weight=None,
+                 warm_start=False, random_state=None, verbose=0):
         # scikeras's __init__ is not called: it sets parameters this class does not have.
         self.backbone = backbone
         self.weights = weights
@@ -288,6 +303,7 @@ class CNNClassifier(KerasClassifier):
         self.tta = tta
         self.input_shape = input_shape
         self.device = device
+        self.precision = precision
         self.callbacks = callbacks
         self.class_weight = class_weight
         self.warm_start = warm_start
@@ -424,6 +440,7 @@ class CNNClassifier(KerasClassifier):
         classifier.history_ = {key: [float(value) for value in values]
                                for key, values in (history or {}).items()}
         classifier.model_ = network
+        classifier.precision_ = network_precision(network)
         # As scikeras's `_initialize` does: Keras needs an integer seed.
         state = classifier.random_state
         classifier._random_state = (check_random_state(state).randint(1)
@@ -507,6 +524,7 @@ class CNNClassifier(KerasClassifier):
                 keras.backend.clear_session()
                 self.classes_ = classes  # the target encoder learns them from y when None
                 X, y = self._initialize(X, y)
+                self.precision_ = network_precision(self.model_)
             X, y, sample_weight = self._weigh_samples(X, y, sample_weight)
             rows = None
             if self.validation_split:
@@ -535,6 +553,11 @@ class CNNClassifier(KerasClassifier):
                 f"y holds only one class ({self.classes_.tolist()[0]!r}); a classifier needs at "
                 "least two classes to learn from. Check the label column, or pass every class to "
                 "partial_fit's classes.")
+        policy, _ = resolve_precision(self.precision, self.device)
+        if not is_native(policy, self.device):
+            warnings.warn(f"precision={policy!r} is emulated on this machine, which makes "
+                          "training several times slower; precision='auto' picks what the "
+                          "hardware runs natively", UserWarning, stacklevel=4)
         with self._seeded():
             return build_network(
                 self.image_shape_, self.n_classes_, filters=self.filters,
@@ -543,7 +566,7 @@ class CNNClassifier(KerasClassifier):
                 batch_norm=self.batch_norm, optimizer=self.optimizer,
                 learning_rate=self.learning_rate, backbone=self.backbone,
                 weights=self.weights if self.backbone else None, augment=self._augment(),
-                seed=self._random_state)
+                precision=policy, seed=self._random_state)
 
     def _initialize_callbacks(self):
         super()._initialize_callbacks()

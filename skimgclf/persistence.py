@@ -99,7 +99,11 @@ def load_model(directory):
     Returns
     -------
     CNNClassifier or Pipeline
-        The estimator as saved, fitted: it predicts exactly as the saved one did.
+        The estimator as saved, fitted: it predicts exactly as the saved one did, unless it
+        was trained in a 16-bit precision that this machine would emulate (bfloat16 on a CPU
+        without AVX-512 BF16, say): it then computes in float32, with probabilities that
+        differ by the 16-bit rounding (about 1e-3), and its next ``partial_fit`` starts with a
+        fresh optimizer.
 
     Raises
     ------
@@ -112,6 +116,8 @@ def load_model(directory):
         way around it.
     """
     from ._backend import keras
+    from ._network import compile_network
+    from ._precision import in_float32, is_native, network_precision
     from ._safe_keras import check_keras_version, load_network
 
     # Before anything is read: on such a Keras no file is safe to open.
@@ -149,6 +155,11 @@ def load_model(directory):
     from .classifier import CNNClassifier
 
     unfitted = _final_classifier(estimator)
+    if not is_native(network_precision(network), unfitted.device):
+        # Trained where 16-bit arithmetic is native, it would be emulated here, about ten
+        # times slower; float32 computes the same weights more precisely.
+        network = in_float32(network)
+        compile_network(network, unfitted.optimizer, unfitted.learning_rate)
     try:
         classifier = CNNClassifier.from_network(network, classes, history=history,
                                                 feature_names_in=feature_names,

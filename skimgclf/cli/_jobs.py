@@ -290,6 +290,7 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
+    from .._precision import resolve_precision
     from ..classifier import validation_rows
     from ..persistence import save_model
     from ..report import REPORT_HTML, render_report
@@ -301,7 +302,10 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
                                              random_state=cnn.random_state)
     else:
         fit_rows, val_rows = np.arange(len(y)), np.arange(0)
-    console.step(f"training on {len(fit_rows)} images, validating on {len(val_rows)}")
+    precision, why = ((resumed.precision_, "as the interrupted run") if resumed is not None
+                      else resolve_precision(cnn.precision, cnn.device))
+    console.step(f"training on {len(fit_rows)} images, validating on {len(val_rows)}, "
+                 f"in {precision} ({why})")
     if run is not None:
         from . import _checkpoint
 

@@ -115,7 +115,8 @@ def find_label_issues(estimator, X, y, *, cv=5, random_state=0, rank_by="self_co
         # so each fit can advance the bar.
         probabilities = cross_val_predict(_ReportsFits(estimator, lambda: bar.update()), X,
                                           encoded, cv=folds, method="predict_proba")
-    return _rank(probabilities, encoded, classes, getattr(X, "index", None), rank_by)
+    index = X.index if isinstance(X, (pd.DataFrame, pd.Series)) else None
+    return _rank(probabilities, encoded, classes, index, rank_by)
 
 
 def check_folds(y, cv):

@@ -116,9 +116,10 @@ TABLE = np.array([
     ("normalized_margin", [8, 2, 5, 7, 3, 4, 1, 0, 6]),
 ])
 def test_confident_learning_flags_the_off_diagonal(rank_by, order):
-    X = np.arange(len(LABELS))[:, None]
+    X = np.arange(len(LABELS))[:, None].tolist()  # a list: any array-like will do
     issues = find_label_issues(FixedProbabilities(TABLE), X, LABELS, cv=3, rank_by=rank_by)
     assert issues["row"].tolist() == order
+    assert issues.index.tolist() == order
     flagged = issues[issues["is_label_issue"]].set_index("row")
     assert sorted(flagged.index) == [2, 8]
     assert flagged.loc[2, "suggested_label"] == "c" and flagged.loc[8, "suggested_label"] == "b"

@@ -159,6 +159,37 @@ def test_label_issue_folds_are_checked_before_the_images_load(small_layout, tmp_
     assert not (tmp_path / "m").exists()
 
 
+def test_ctrl_c_while_finding_label_issues_resumes_without_training_again(small_layout,
+                                                                         tmp_path, monkeypatch):
+    from sklearn.dummy import DummyClassifier
+
+    from skimgclf import label_issues
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def prior_only(estimator, *args, **kwargs):
+        # The network's folds are tested above; what is tested here is the path to them.
+        return real(DummyClassifier(), *args, **kwargs)
+
+    real = label_issues.find_label_issues
+    layout, *_ = small_layout
+    pd.read_csv(layout.train_csv)[:100].to_csv(tmp_path / "train.csv", index=False)
+    argv = ["train", tmp_path / "train.csv", "--images", layout.train_dir, "--suffix", ".png",
+            "--model-dir", tmp_path / "model", "--validation-split", "0", "--epochs", "1",
+            "--set", "filters=4", "--set", "dense_units=0", "--find-label-issues", "--cv", "2"]
+    monkeypatch.setattr(label_issues, "find_label_issues", interrupt)
+    status, _, err = run(*argv)
+    assert status == 130
+    assert "after epoch 1 of 1" in err and "--resume" in err
+    # Every epoch is done: the resumed run goes straight on to the label issues.
+    monkeypatch.setattr(label_issues, "find_label_issues", prior_only)
+    status, out, err = run(*argv, "--resume")
+    assert status == 0, err
+    assert "resuming after epoch 1 of 1" in err
+    assert "likely mislabelled:" in out and (tmp_path / "model" / "label_issues.csv").exists()
+
+
 def test_predict_follows_the_sample_submission(trained, digits_style, tmp_path):
     root, model_dir, _ = trained
     _, y_test = digits_style

@@ -321,7 +321,8 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
             resumed.history_ if resumed is not None else None)])
     if resumed is None:
         cnn.fit(x, y)
-    else:
+    elif cnn.current_epoch < cnn.epochs:
+        # A run stopped after its last epoch, while finding label issues say, has none left.
         cnn.partial_fit(x, y, epochs=cnn.epochs - cnn.current_epoch)
     # The callback holds the network; the saved parameters must not. Predicting the holdout
     # is quick, and its progress line would only clutter the output.

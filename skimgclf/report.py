@@ -27,6 +27,7 @@ from ._folders import replacing_folder
 CURVES_PNG = "training_curves.png"
 CONFUSION_PNG = "confusion_matrix.png"
 MISCLASSIFIED_PNG = "misclassified.png"
+LABEL_ISSUES_PNG = "label_issues.png"
 REPORT_HTML = "report.html"
 
 _DPI = 110
@@ -37,7 +38,8 @@ _TRAIN_COLOR, _VAL_COLOR, _WRONG_COLOR = "#1f77b4", "#ff7f0e", "#c0392b"
 
 
 def write_report(directory, *, history=None, y_true=None, y_pred=None, images=None,
-                 class_names=None, title="skimgclf report"):
+                 class_names=None, title="skimgclf report", label_issues=None,
+                 label_issue_images=None):
     """Write the pictures of a training run and one self-contained HTML page about it.
 
     The files are those of :func:`render_report`. ``directory`` is written whole: it is built
@@ -49,7 +51,7 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
     ----------
     directory : str or path-like
         The report folder to write.
-    history, y_true, y_pred, images, class_names, title
+    history, y_true, y_pred, images, class_names, title, label_issues, label_issue_images
         As for :func:`render_report`.
 
     Returns
@@ -65,7 +67,8 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
         If ``directory`` is a file, or a folder holding files that skimgclf did not write.
     """
     files = render_report(history=history, y_true=y_true, y_pred=y_pred, images=images,
-                          class_names=class_names, title=title)
+                          class_names=class_names, title=title, label_issues=label_issues,
+                          label_issue_images=label_issue_images)
     directory = Path(directory)
     with replacing_folder(directory, "report") as stage:
         for name, data in files.items():
@@ -74,7 +77,7 @@ def write_report(directory, *, history=None, y_true=None, y_pred=None, images=No
 
 
 def render_report(*, history=None, y_true=None, y_pred=None, images=None, class_names=None,
-                  title="skimgclf report"):
+                  title="skimgclf report", label_issues=None, label_issue_images=None):
     """Draw the pictures of a training run and the HTML page that embeds them.
 
     Every part is optional and drawn from what is given: ``training_curves.png`` from
@@ -99,6 +102,13 @@ def render_report(*, history=None, y_true=None, y_pred=None, images=None, class_
         as they are.
     title : str, default="skimgclf report"
         Heading of the HTML page.
+    label_issues : pandas.DataFrame, default=None
+        The table :func:`skimgclf.find_label_issues` returned for the training images: the
+        page lists its flagged rows, most suspicious first, by its index (file names, say)
+        with their given and suggested labels.
+    label_issue_images : ndarray of shape (n, h, w) or (n, h, w, c), default=None
+        The images given to :func:`skimgclf.find_label_issues`, in its order (its ``row``
+        column), as for ``images``: ``label_issues.png`` shows the most suspicious of them.
 
     Returns
     -------
@@ -109,10 +119,12 @@ def render_report(*, history=None, y_true=None, y_pred=None, images=None, class_
     ------
     ValueError
         When the inputs disagree (lengths, only one of ``y_true``/``y_pred``, ``images``
-        without labels, a label without a name).
+        without labels, a label without a name, a ``label_issues`` table that
+        :func:`skimgclf.find_label_issues` did not return).
     """
     curves = _check_history(history)
     scored = _check_predictions(y_true, y_pred, images, class_names)
+    issues = _check_label_issues(label_issues, label_issue_images, class_names)
     pictures = {}
     if curves:
         pictures[CURVES_PNG] = _png(_curves_figure(curves))
@@ -120,7 +132,10 @@ def render_report(*, history=None, y_true=None, y_pred=None, images=None, class_
         pictures[CONFUSION_PNG] = _png(_confusion_figure(scored))
         if scored.images is not None:
             pictures[MISCLASSIFIED_PNG] = _png(_misclassified_figure(scored))
-    return {REPORT_HTML: _html(title, curves, scored, pictures).encode("utf-8"), **pictures}
+    if issues is not None and issues.images is not None:
+        pictures[LABEL_ISSUES_PNG] = _png(_label_issues_figure(issues))
+    return {REPORT_HTML: _html(title, curves, scored, pictures, issues).encode("utf-8"),
+            **pictures}
 
 
 # --- inputs -------------------------------------------------------------------------------
@@ -359,7 +374,7 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 """
 
 
-def _html(title, curves, scored, pictures):
+def _html(title, curves, scored, pictures, issues=None):
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -386,6 +401,8 @@ def _html(title, curves, scored, pictures):
             parts.append(_img(pictures, MISCLASSIFIED_PNG, "misclassified validation images"))
         else:
             parts.append('<p class="note">No images were given.</p>')
+    if issues is not None:
+        parts += _label_issues_section(issues, pictures)
     parts += ["</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -439,3 +456,122 @@ def _img(pictures, name, alt):
     data = base64.b64encode(pictures[name]).decode("ascii")
     return f'<p><img src="data:image/png;base64,{data}" alt="{alt}" title="{name}"></p>'
 
+
+# --- likely mislabelled training images ---------------------------------------------------
+
+_ISSUES_SHOWN = 24  # three rows of eight: the images to check first
+_ISSUES_LISTED = 50
+
+
+@dataclass(frozen=True)
+class _Issues:
+    """The flagged rows of a find_label_issues table, most suspicious first, and their images."""
+
+    flagged: object  # pandas.DataFrame, imported only when a report has label issues
+    n_images: int
+    name: dict
+    images: np.ndarray | None
+
+
+def _check_label_issues(label_issues, images, class_names):
+    import pandas as pd
+
+    from .label_issues import COLUMNS
+
+    if label_issues is None:
+        if images is not None:
+            raise ValueError("label_issue_images were given without label_issues; pass the "
+                             "table that find_label_issues returned for them")
+        return None
+    if not isinstance(label_issues, pd.DataFrame):
+        raise ValueError(f"label_issues must be the DataFrame that find_label_issues returned; "
+                         f"got {type(label_issues).__name__}")
+    missing = [column for column in COLUMNS if column not in label_issues.columns]
+    if missing:
+        raise ValueError(f"label_issues lacks the columns {', '.join(missing)}; pass the "
+                         f"DataFrame that find_label_issues returned, with all its columns")
+    flagged = label_issues[label_issues["is_label_issue"].to_numpy(bool)]
+    labels = unique_labels(label_issues["given_label"], label_issues["suggested_label"])
+    name = dict(zip(labels, _display_names(labels, class_names), strict=True))
+    if images is not None:
+        if len(images) != len(label_issues):
+            raise ValueError(f"label_issue_images holds {len(images)} images but label_issues "
+                             f"has {len(label_issues)} rows; pass the images given to "
+                             f"find_label_issues")
+        # Only the images shown are checked and converted: the training set may be large.
+        shown = flagged["row"].to_numpy()[:_ISSUES_SHOWN]
+        images = _check_images(np.asarray(images)[shown], len(shown)) if len(shown) else None
+    return _Issues(flagged, len(label_issues), name, images)
+
+
+def _label_issues_figure(issues):
+    flagged = issues.flagged.iloc[:len(issues.images)]
+    heading = f"{len(issues.flagged)} of {issues.n_images} training images flagged"
+    if len(issues.flagged) > len(flagged):
+        heading += f"; the {len(flagged)} most suspicious shown"
+    return _labelled_mosaic(
+        issues.images,
+        [f"given: {_shorten(issues.name[label])}" for label in flagged["given_label"]],
+        [f"suggested: {_shorten(issues.name[label])}" for label in flagged["suggested_label"]],
+        heading)
+
+
+def _labelled_mosaic(images, above, below, heading):
+    """The images in rows of eight, each with a line of text above and one below (in red)."""
+    columns = min(_GRID_COLUMNS, len(images))
+    rows = math.ceil(len(images) / columns)
+    h, w = images.shape[1:3]
+    gap, margin = max(1, round(0.15 * w)), max(1, math.ceil(0.2 * h))
+    cell_w, cell_h = w + gap, h + 2 * margin
+    white = 255 if images.dtype == np.uint8 else 1.0
+    mosaic = np.full((rows * cell_h, columns * cell_w, *images.shape[3:]), white, images.dtype)
+    inches_per_pixel = 1.3 / max(h, w)
+    mosaic_width = columns * cell_w * inches_per_pixel
+    width, head = max(mosaic_width, 5.5), 0.45
+    height = rows * cell_h * inches_per_pixel + head
+    figure = Figure(figsize=(width, height))
+    figure.text(0.5, 1 - 0.5 * head / height, heading, ha="center", va="center", fontsize=11)
+    ax = figure.add_axes(((1 - mosaic_width / width) / 2, 0, mosaic_width / width,
+                          1 - head / height))
+    ax.set_axis_off()
+    for k, (image, top_text, bottom_text) in enumerate(zip(images, above, below, strict=True)):
+        top, left = (k // columns) * cell_h + margin, (k % columns) * cell_w + gap // 2
+        mosaic[top:top + h, left:left + w] = image
+        ax.text(left + w / 2, top - 0.08 * margin, top_text, ha="center", va="bottom",
+                fontsize=7.5)
+        ax.text(left + w / 2, top + h + 0.08 * margin, bottom_text, ha="center", va="top",
+                fontsize=7.5, color=_WRONG_COLOR)
+    ax.imshow(mosaic, cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=white,
+              interpolation="nearest")
+    return figure
+
+
+def _label_issues_section(issues, pictures):
+    flagged = issues.flagged
+    parts = [
+        "<h2>Likely mislabelled training images</h2>",
+        f"<p>{len(flagged)} of {issues.n_images} training images are flagged: out of fold, "
+        f"the model gives their label less than the average probability that images of that "
+        f"label get, while another class gets more than its own average (confident "
+        f"learning). Look at them first; the most suspicious come first.</p>",
+    ]
+    if LABEL_ISSUES_PNG in pictures:
+        parts.append(_img(pictures, LABEL_ISSUES_PNG, "likely mislabelled training images"))
+    if not len(flagged):
+        return parts
+    listed = flagged.iloc[:_ISSUES_LISTED]
+    heading = html.escape(str(flagged.index.name or "row"))
+    if len(flagged) > len(listed):
+        parts.append(f"<p>The {len(listed)} most suspicious:</p>")
+    parts += [
+        "<table>", f"<tr><th>{heading}</th><th>given label</th><th>probability</th>"
+                   f"<th>suggested label</th><th>probability</th></tr>",
+    ]
+    for key, row in zip(listed.index, listed.itertuples(index=False), strict=True):
+        parts.append(f"<tr><td>{html.escape(str(key))}</td>"
+                     f"<td>{html.escape(issues.name[row.given_label])}</td>"
+                     f"<td>{row.given_probability:.3f}</td>"
+                     f"<td>{html.escape(issues.name[row.suggested_label])}</td>"
+                     f"<td>{row.suggested_probability:.3f}</td></tr>")
+    parts.append("</table>")
+    return parts

@@ -69,11 +69,15 @@ def digits_style(small_layout, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(digits_style, tmp_path_factory):
-    """A model folder trained once by ``skimgclf train``; returns (root, model_dir, stdout)."""
+    """A model folder trained once by ``skimgclf train``; returns (root, model_dir, stdout).
+
+    It also ranks likely mislabelled images over 2 folds: two more small trainings.
+    """
     root, _ = digits_style
     model_dir = tmp_path_factory.mktemp("trained") / "model"
     status, out, err = run("train", root / "train.csv", "--images", root / "train",
-                           "--model-dir", model_dir, "--label-column", "category", *TINY)
+                           "--model-dir", model_dir, "--label-column", "category", *TINY,
+                           "--find-label-issues", "--cv", "2")
     assert status == 0, err
     return root, model_dir, out
 
@@ -108,6 +112,82 @@ def test_train_writes_model_settings_and_report(trained):
     assert "Ankle boot" in page
     # Only the finished folder is left: no staging folders beside it.
     assert [p.name for p in model_dir.parent.iterdir()] == ["model"]
+
+
+def test_train_finds_label_issues_by_file_name(trained):
+    root, model_dir, out = trained
+    train = pd.read_csv(root / "train.csv", dtype=str)
+    issues = pd.read_csv(model_dir / "label_issues.csv", dtype={"filename": str})
+    assert list(issues.columns) == ["filename", "row", "given_label", "suggested_label",
+                                    "given_probability", "suggested_probability",
+                                    "label_quality", "is_label_issue"]
+    # Every image once, by its name as in the CSV, with its label there; flagged ones first.
+    assert sorted(issues["row"]) == list(range(len(train)))
+    assert (issues["filename"] == train["filename"][issues["row"]].to_numpy()).all()
+    assert (issues["given_label"] == train["category"][issues["row"]].to_numpy()).all()
+    assert set(issues["suggested_label"]) <= set(FASHION_MNIST_CLASSES)
+    n_flagged = int(issues["is_label_issue"].sum())
+    assert 0 < n_flagged < len(train) and issues["is_label_issue"][:n_flagged].all()
+    assert f"likely mislabelled: {n_flagged} of {len(train)} training images" in out
+    page = (model_dir / "report.html").read_text()
+    section = page.split("<h2>Likely mislabelled training images</h2>")[1]
+    first = issues.iloc[0]
+    assert (f"<td>{first['filename']}</td><td>{first['given_label']}</td>"
+            f"<td>{first['given_probability']:.3f}</td>") in section
+    assert (model_dir / "label_issues.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The model folder records the CSV: a retrain may replace it.
+    assert "label_issues.csv" in (model_dir / "skimgclf-manifest.json").read_text()
+
+
+def test_label_issue_folds_are_checked_before_the_images_load(small_layout, tmp_path,
+                                                               monkeypatch):
+    from skimgclf.loader import ImageFolderLoader
+
+    def never(*args):
+        raise AssertionError("images were loaded")
+
+    monkeypatch.setattr(ImageFolderLoader, "transform", never)
+    layout, _, y, *_ = small_layout
+    smallest = np.bincount(y).min()
+    common = [layout.train_csv, "--images", layout.train_dir, "--model-dir", tmp_path / "m",
+              "--suffix", ".png"]
+    status, _, err = run("train", *common, "--find-label-issues", "--cv", smallest + 1)
+    assert_one_line_error(status, err, f"--cv {smallest + 1} folds need at least",
+                          f"has {smallest}; lower --cv to {smallest}")
+    status, _, err = run("train", *common, "--cv", "3")
+    assert_one_line_error(status, err, "--cv is only read with --find-label-issues", code=2)
+    assert not (tmp_path / "m").exists()
+
+
+def test_ctrl_c_while_finding_label_issues_resumes_without_training_again(small_layout,
+                                                                         tmp_path, monkeypatch):
+    from sklearn.dummy import DummyClassifier
+
+    from skimgclf import label_issues
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    def prior_only(estimator, *args, **kwargs):
+        # The network's folds are tested above; what is tested here is the path to them.
+        return real(DummyClassifier(), *args, **kwargs)
+
+    real = label_issues.find_label_issues
+    layout, *_ = small_layout
+    pd.read_csv(layout.train_csv)[:100].to_csv(tmp_path / "train.csv", index=False)
+    argv = ["train", tmp_path / "train.csv", "--images", layout.train_dir, "--suffix", ".png",
+            "--model-dir", tmp_path / "model", "--validation-split", "0", "--epochs", "1",
+            "--set", "filters=4", "--set", "dense_units=0", "--find-label-issues", "--cv", "2"]
+    monkeypatch.setattr(label_issues, "find_label_issues", interrupt)
+    status, _, err = run(*argv)
+    assert status == 130
+    assert "after epoch 1 of 1" in err and "--resume" in err
+    # Every epoch is done: the resumed run goes straight on to the label issues.
+    monkeypatch.setattr(label_issues, "find_label_issues", prior_only)
+    status, out, err = run(*argv, "--resume")
+    assert status == 0, err
+    assert "resuming after epoch 1 of 1" in err
+    assert "likely mislabelled:" in out and (tmp_path / "model" / "label_issues.csv").exists()
 
 
 def test_predict_follows_the_sample_submission(trained, digits_style, tmp_path):

@@ -13,6 +13,8 @@ from ._params import UsageError
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 # The shell's status for a program stopped by SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+# find_label_issues's default: each fold's model trains on four fifths of the images.
+LABEL_ISSUE_FOLDS = 5
 
 
 def main(argv=None):
@@ -38,6 +40,10 @@ def main(argv=None):
         return exit_.code
     if args.command == "demo" and args.data_dir is not None and not args.full:
         print("skimgclf demo: error: --data-dir is only read with --full", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "train" and args.cv is not None and not args.find_label_issues:
+        print("skimgclf train: error: --cv is only read with --find-label-issues",
+              file=sys.stderr)
         return EXIT_USAGE
     try:
         _run(args)
@@ -79,7 +85,9 @@ def _run(args):
         common = {"spec": spec, "validation_split": args.validation_split,
                   "settings": settings, "console": console}
         if args.command == "train":
-            jobs.train(args.train_csv, args.images, args.model_dir, resume=args.resume, **common)
+            folds = (args.cv or LABEL_ISSUE_FOLDS) if args.find_label_issues else None
+            jobs.train(args.train_csv, args.images, args.model_dir, resume=args.resume,
+                       label_issue_folds=folds, **common)
         else:
             jobs.tune(args.train_csv, args.images, args.model_dir, grid=args.grid, cv=args.cv,
                       n_jobs=args.n_jobs, scheduler=args.scheduler, **common)
@@ -98,7 +106,9 @@ _CLI_WORDS = (
     (re.compile(r"\btarget_size=\(height, width\)"), "--target-size H W"),
     (re.compile(r"\bsuffix='([^']*)'"), r"--suffix \1"),
     (re.compile(r"\bvalidation_split=(\S+?)(?=[\s,;:]|$)"), r"--validation-split \1"),
-    (re.compile(r"(?<![-\w])(target_size|color_mode|validation_split|path_column|suffix)\b(?!=)"),
+    (re.compile(r"\bcv=(\d+)"), r"--cv \1"),
+    (re.compile(r"(?<![-\w])(target_size|color_mode|validation_split|path_column|suffix|cv)\b"
+                r"(?!=)"),
      lambda match: "--" + match[1].replace("_", "-")),
 )
 
@@ -168,6 +178,13 @@ def build_parser():
     train.add_argument("--resume", action="store_true",
                        help="continue the interrupted run of this same command from the "
                             "checkpoint it left in --model-dir")
+    train.add_argument("--find-label-issues", action="store_true",
+                       help="also rank the training images whose labels look wrong, from "
+                            "out-of-fold predictions: costs --cv extra trainings of the "
+                            "network; writes label_issues.csv and a section of the report")
+    train.add_argument("--cv", type=_at_least_two, metavar="K",
+                       help=f"with --find-label-issues: stratified folds, each one more "
+                            f"training (default: {LABEL_ISSUE_FOLDS})")
     train.set_defaults(command="train")
 
     predict = commands.add_parser(

@@ -32,6 +32,7 @@ from ._tables import (
 )
 
 SETTINGS_FILE = "cli.json"
+LABEL_ISSUES_CSV = "label_issues.csv"
 # Five epochs of the tutorial network over 3,200 images: ~70 s for the whole demo on 2 busy
 # cores, validation accuracy ~0.85 (the docs' CLI reference has the measurement). User
 # settings come after these and win.
@@ -73,11 +74,13 @@ class Interrupted(KeyboardInterrupt):
 
 
 def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, settings=(),
-          class_names=None, resume=False, console=None):
+          class_names=None, resume=False, label_issue_folds=None, console=None):
     """Fit the pipeline on ``train_csv``, score a stratified holdout, save model and report.
 
     ``settings`` are ``name=value`` strings of CNNClassifier parameters (``--set``);
     ``class_names`` label the report (a sequence indexed by integer label, or a mapping).
+    With ``label_issue_folds``, the network is also trained that many more times, out of
+    fold, to rank the images whose labels look wrong (``--find-label-issues``).
     A checkpoint in ``model_dir`` after every epoch lets ``resume`` continue an interrupted
     run of the same command; Ctrl-C raises :class:`Interrupted` saying so.
     """
@@ -89,6 +92,10 @@ def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, sett
 
     cnn = _classifier(settings, console, validation_split=validation_split)
     _check_holdout(y, cnn)
+    if label_issue_folds:
+        from ..label_issues import check_folds
+
+        check_folds(y, label_issue_folds)
     folder = model_dir / _checkpoint.FOLDER
     run = _checkpoint.describe_run(train_csv, images, spec, cnn)
     resumed = _checkpoint.load(folder, run) if resume else None
@@ -101,7 +108,8 @@ def train(train_csv, images, model_dir, *, spec=None, validation_split=0.2, sett
     loader = _loader(images, spec, None, console, eight_bit=bool(cnn.backbone))
     try:
         _fit_and_save(table, y, loader, cnn, model_dir, train_csv=train_csv, spec=spec,
-                      class_names=class_names, console=console, run=run, resumed=resumed)
+                      class_names=class_names, console=console, run=run, resumed=resumed,
+                      label_issue_folds=label_issue_folds)
     except KeyboardInterrupt:
         state = _checkpoint.read_state(folder)
         if state is None or state["run"] != run:
@@ -286,7 +294,7 @@ def _check_holdout(y, cnn):
 
 
 def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_names, console,
-                  run=None, resumed=None):
+                  run=None, resumed=None, label_issue_folds=None):
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
@@ -317,7 +325,8 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
             resumed.history_ if resumed is not None else None)])
     if resumed is None:
         cnn.fit(x, y)
-    else:
+    elif cnn.current_epoch < cnn.epochs:
+        # A run stopped after its last epoch, while finding label issues say, has none left.
         cnn.partial_fit(x, y, epochs=cnn.epochs - cnn.current_epoch)
     # The callback holds the network; the saved parameters must not. Predicting the holdout
     # is quick, and its progress line would only clutter the output.
@@ -328,6 +337,10 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
         x_val, y_val = x[val_rows], y[val_rows]
         y_pred = cnn.predict(x_val)
         report_args.update(y_true=y_val, y_pred=y_pred, images=x_val)
+    issues = None
+    if label_issue_folds:
+        issues = _label_issues(x, y, cnn, label_issue_folds, table[spec.path_column], console)
+        report_args.update(label_issues=issues, label_issue_images=x)
     # The saved loader must not point at this run's cache folder, which may be temporary.
     model = Pipeline([("load", clone(loader).set_params(cache=None, verbose=False)),
                       ("cnn", cnn)])
@@ -339,11 +352,37 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
         for name, data in files.items():
             (stage / name).write_bytes(data)
         (stage / SETTINGS_FILE).write_text(json.dumps(cli_settings, indent=2) + "\n")
+        if issues is not None:
+            issues.to_csv(stage / LABEL_ISSUES_CSV)
     if len(val_rows):
         console.result(f"validation accuracy: {np.mean(y_pred == y_val):.4f} "
                        f"({len(val_rows)} held-out images)")
+    if issues is not None:
+        console.result(f"likely mislabelled: {int(issues['is_label_issue'].sum())} of "
+                       f"{len(issues)} training images, most suspicious first in "
+                       f"{model_dir / LABEL_ISSUES_CSV}")
     console.result(f"model saved to {model_dir}")
     console.result(f"report: {model_dir / REPORT_HTML}")
+
+
+def _label_issues(x, y, cnn, folds, names, console):
+    """find_label_issues over the loaded images, indexed by their names as in the CSV."""
+    from sklearn.base import clone
+
+    from ..label_issues import find_label_issues
+
+    console.step(f"finding likely mislabelled images: {folds} more trainings, each on "
+                 f"{folds - 1}/{folds} of the {len(y)} images")
+    # Each fold's network learns from all of its other folds, with no holdout of its own; on
+    # a terminal one bar over the trainings stands in for Keras's bar of each.
+    fold_cnn = clone(cnn).set_params(
+        validation_split=0.0, callbacks=None,
+        verbose=0 if console.progress else console.keras_verbose)
+    issues = find_label_issues(
+        fold_cnn, x, y, cv=folds, verbose=console.progress,
+        random_state=0 if cnn.random_state is None else cnn.random_state)
+    issues.index = pd.Index(names.to_numpy()[issues["row"].to_numpy()], name=names.name)
+    return issues
 
 
 def _read_cli_settings(model_dir):

@@ -3,20 +3,23 @@
 ``ImageFolderLoader`` turns a table of image names into an array of pixels and
 ``CNNClassifier`` is a convolutional network with the scikit-learn estimator API;
 ``ImageEmbedder`` turns images into the features of a pretrained network, for any
-scikit-learn model. All slot into a ``Pipeline``.
+scikit-learn model. All slot into a ``Pipeline``. ``export_model`` writes a fitted classifier
+as one ONNX or TFLite file that runs without skimgclf.
 """
 
 from importlib import import_module
 from importlib.metadata import version
 
 __version__ = version("skimgclf")
-__all__ = ["CNNClassifier", "ImageEmbedder", "ImageFolderLoader", "read_class_folders"]
+__all__ = ["CNNClassifier", "ImageEmbedder", "ImageFolderLoader", "export_model",
+           "read_class_folders"]
 
 # Each public name is imported on first use: CNNClassifier pulls in Keras and TensorFlow
 # (~5 s) and the loader scikit-learn and pandas (~1-2 s), which neither loading images nor
 # the CLI's --help should pay for.
 _MODULES = {"CNNClassifier": ".classifier", "ImageEmbedder": ".embedder",
-            "ImageFolderLoader": ".loader", "read_class_folders": ".loader"}
+            "ImageFolderLoader": ".loader", "read_class_folders": ".loader",
+            "export_model": ".export"}
 
 
 def __getattr__(name):

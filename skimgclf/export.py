@@ -6,7 +6,8 @@ pipeline did, and returns the probability of each class. Its labels and the load
 travel with it, in the file's own metadata and in a JSON file beside it, ``<file>.json``, so
 that a runtime without skimgclf or TensorFlow (onnxruntime, LiteRT) can reproduce ``predict``.
 Keras's own exporters do the conversion: ``tf2onnx`` for ONNX (``pip install
-'skimgclf[export]'``), TensorFlow's converter for TFLite.
+'skimgclf[export]'``), TensorFlow's converter for TFLite. Only exporting imports them, and
+scikit-learn: the command line's checks of its paths and extras answer at once.
 """
 
 import importlib.util
@@ -16,8 +17,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from ._atomic import open_atomic
@@ -89,6 +88,8 @@ def export_model(estimator, path, *, format="onnx"):
     sklearn.exceptions.NotFittedError
         If the classifier is not fitted.
     """
+    from sklearn.utils.validation import check_is_fitted
+
     path = Path(path)
     check_output(path, format)
     classifier, loader = _parts(estimator)
@@ -130,12 +131,11 @@ def check_output(path, format):
     if format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of {', '.join(map(repr, FORMATS))}")
     suffix, packages = FORMATS[format]
-    other = {s: name for name, (s, _) in FORMATS.items() if name != format}
-    if path.suffix.lower() in other:
-        raise ValueError(f"{path} ends in {path.suffix}, the suffix of {other[path.suffix]} "
-                         f"files, but the format is {format}: name the file "
-                         f"{path.with_suffix(suffix).name} or choose format "
-                         f"{other[path.suffix]!r}")
+    named = {s: name for name, (s, _) in FORMATS.items()}.get(path.suffix.lower(), format)
+    if named != format:
+        raise ValueError(f"{path} ends in {path.suffix}, which names a {named} file, but the "
+                         f"format is {format}: name the file {path.with_suffix(suffix).name} "
+                         f"or choose format {named!r}")
     missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(f"export to {format} needs {' and '.join(missing)}, which "
@@ -195,6 +195,8 @@ def read_description(path):
 
 def _parts(estimator):
     """The classifier and the loader in front of it (None for a bare classifier)."""
+    from sklearn.pipeline import Pipeline
+
     from .classifier import CNNClassifier
     from .loader import ImageFolderLoader
 

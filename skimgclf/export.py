@@ -63,7 +63,7 @@ def export_model(estimator, path, *, format="onnx"):
     estimator : CNNClassifier or Pipeline
         A fitted ``CNNClassifier``, or a fitted ``Pipeline`` of an ``ImageFolderLoader`` and
         one (such as :func:`~skimgclf.persistence.load_model` returns for a model folder of
-        ``skimgclf train``). Test-time augmentation (``tta``) is not exported: set it to None.
+        ``skimgclf train``). Its test-time augmentation (``tta``), if any, is exported too.
     path : str or path-like
         The file to write, ending in ``.onnx`` or ``.tflite`` as ``format`` says.
     format : {"onnx", "tflite"}, default="onnx"
@@ -81,8 +81,8 @@ def export_model(estimator, path, *, format="onnx"):
         If the packages ``format`` needs are missing; the message names the extra.
     ValueError
         If ``format`` is unknown, ``path`` ends in another format's suffix, is a folder or
-        lies in a folder that does not exist, the JSON beside it was not written by an export,
-        or the classifier uses test-time augmentation.
+        lies in a folder that does not exist, or the JSON beside it was not written by an
+        export.
     TypeError
         If ``estimator`` is not such a classifier or pipeline.
     sklearn.exceptions.NotFittedError
@@ -94,11 +94,6 @@ def export_model(estimator, path, *, format="onnx"):
     check_output(path, format)
     classifier, loader = _parts(estimator)
     check_is_fitted(classifier)
-    if classifier.tta is not None:
-        raise ValueError(f"the classifier averages test-time augmentation (tta="
-                         f"{classifier.tta!r}), which an exported network does not do; "
-                         "set tta=None (cnn__tta in a pipeline) to export the network alone, "
-                         "whose predictions then differ slightly from these")
     description = _describe(classifier, loader)
     network = _network(classifier, description["input"]["scale"])
     with tempfile.TemporaryDirectory(prefix="skimgclf-export-") as scratch:
@@ -242,13 +237,20 @@ def _describe(classifier, loader):
 
 
 def _network(classifier, scale):
-    """The classifier's network behind a layer that takes 8-bit pixels and scales them."""
+    """The classifier's network behind a layer that takes 8-bit pixels and scales them.
+
+    With test-time augmentation, the network's outputs are averaged over the same views
+    as ``predict_proba`` averages.
+    """
     from ._backend import keras
+    from ._tta import average_views
 
     with classifier._keras_session():
         images = keras.Input(shape=classifier.image_shape_, dtype="uint8", name="images")
         pixels = keras.layers.Rescaling(scale, name="scale_pixels")(images)
-        network = keras.Model(images, classifier.model_(pixels), name="skimgclf_export")
+        proba = (classifier.model_(pixels) if classifier.tta is None
+                 else average_views(classifier.model_, pixels, classifier.tta))
+        network = keras.Model(images, proba, name="skimgclf_export")
         # Keras exports only a network that has run once.
         network(np.zeros((1, *classifier.image_shape_), np.uint8))
     return network

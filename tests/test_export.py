@@ -1,4 +1,7 @@
-"""Export to ONNX and TFLite: the exported file predicts what skimgclf predicts, anywhere."""
+"""Export to ONNX and TFLite: the exported file predicts what skimgclf predicts, anywhere.
+
+A backbone's export is tested with the backbones, in tests/test_backbones.py, on their network.
+"""
 
 import contextlib
 import io
@@ -15,7 +18,6 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from skimgclf import CNNClassifier
 from skimgclf.cli import main
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.export import description_path, export_model, read_description
@@ -119,25 +121,6 @@ def test_the_exported_model_predicts_what_skimgclf_predicts(cli_model, exported,
     assert description["loader"]["color_mode"] == "grayscale"
 
 
-def test_a_backbone_exports_with_its_scaling_inside(fashion_sample, tmp_path):
-    (x_train, y_train), _ = fashion_sample
-    # Colour 32×32 images, the smallest a backbone takes, as 8-bit pixels: the classifier
-    # scales them by 1/255, the backbone back to 0-255, and the export must do both. ONNX
-    # only: TFLite's converter takes half a minute over a backbone, and the tutorial network
-    # checks that format's scaling and metadata.
-    x = np.repeat(np.pad(x_train[:12], ((0, 0), (2, 2), (2, 2)))[..., None], 3, axis=-1)
-    x[..., 0] //= 2
-    clf = CNNClassifier(backbone="mobilenet_v3_small", weights=None, dense_units=0,
-                        epochs=1, batch_size=12, random_state=0).fit(x, y_train[:12])
-    path = export_model(clf, tmp_path / "backbone.onnx")
-    proba = onnx_proba(path, x)
-    np.testing.assert_allclose(proba, clf.predict_proba(x), rtol=0, atol=1e-5)
-    description = read_description(path)
-    np.testing.assert_array_equal(np.array(description["classes"])[proba.argmax(axis=1)],
-                                  clf.predict(x))
-    assert description["input"]["pil_mode"] == "RGB" and description["loader"] is None
-
-
 def test_the_deployment_guide_predicts_a_folder_without_tensorflow(cli_model, exported,
                                                                    tmp_path):
     layout, model_dir, _ = cli_model
@@ -222,13 +205,23 @@ def test_an_export_replaces_an_earlier_one_and_its_description(cli_model, export
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.json"]
 
 
-def test_test_time_augmentation_and_other_steps_are_refused(cli_model, tmp_path):
+def test_test_time_augmentation_is_exported(cli_model, exported, tmp_path):
+    layout, model_dir, images = cli_model
+    # "standard": the mirror and the four shifts.
+    model = load_model(model_dir).set_params(cnn__tta="standard",
+                                             load__image_dir=layout.test_dir)
+    path = export_model(model, tmp_path / "tta.onnx")
+    proba = onnx_proba(path, images[:20])
+    np.testing.assert_allclose(proba, model.predict_proba(pd.read_csv(layout.test_csv)[:20]),
+                               rtol=0, atol=1e-5)
+    # The views changed the probabilities: the export without them differs.
+    assert np.abs(proba - onnx_proba(exported["onnx"], images[:20])).max() > 1e-3
+
+
+def test_other_estimators_and_formats_are_refused(cli_model, tmp_path):
     _, model_dir, _ = cli_model
-    model = load_model(model_dir)
-    with pytest.raises(ValueError, match="set tta=None"):
-        export_model(load_model(model_dir).set_params(cnn__tta="flip"), tmp_path / "m.onnx")
     with pytest.raises(TypeError, match="got str"):
         export_model("model", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="format='keras' is not one of 'onnx', 'tflite'"):
-        export_model(model, tmp_path / "m.keras", format="keras")
+        export_model(load_model(model_dir), tmp_path / "m.keras", format="keras")
     assert not list(tmp_path.iterdir())

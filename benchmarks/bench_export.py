@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
-from _doc import cpu_model, write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, markers, write_section  # noqa: E402  (beside this script)
 
 from skimgclf import CNNClassifier, export_model  # noqa: E402
 from skimgclf.datasets import load_fashion_mnist_sample  # noqa: E402
@@ -105,11 +105,15 @@ def main():
     with tempfile.TemporaryDirectory(prefix="skimgclf-bench-export-") as work:
         for name, (clf, images, feed) in networks(args.n_train).items():
             rows[name] = measure(name, clf, images, feed, args.repeats, work)
-    section = report(rows, args, load_before, os.getloadavg())
-    print(section)
+    body = report(rows, args, load_before, os.getloadavg())
+    print(body)
     if not args.no_doc:
-        write_section("export", section)
-        write_section("export", section, doc=DEPLOYING)
+        start, end = markers("export")
+        heading = ("## Export: onnxruntime and TFLite against predict_proba "
+                   "(`benchmarks/bench_export.py`)")
+        write_section("export", "\n".join([start, heading, "", body, end]))
+        # The deployment guide shows the table under its own heading.
+        write_section("export", "\n".join([start, body, end]), doc=DEPLOYING)
 
 
 def machine():
@@ -125,10 +129,7 @@ def machine():
 
 
 def report(rows, args, load_before, load_after):
-    lines = ["<!-- bench:export:start -->",
-             "## Export: onnxruntime and TFLite against predict_proba "
-             "(`benchmarks/bench_export.py`)", "",
-             f"Machine: {machine()}. Load average before: "
+    lines = [f"Machine: {machine()}. Load average before: "
              f"{', '.join(f'{v:.2f}' for v in load_before)}; after: "
              f"{', '.join(f'{v:.2f}' for v in load_after)} (other jobs shared the cores: "
              f"compare the columns, not the absolute times). Medians of {args.repeats} "
@@ -145,8 +146,8 @@ def report(rows, args, load_before, load_after):
                       for runner in ("predict_proba", "onnxruntime", "TFLite")]
         lines.append(f"| {name} | " + " | ".join(f"{v:.1f}" for v in latency) + " | "
                      + " | ".join(f"{v:,.0f}" for v in throughput) + " |")
-    lines += ["", "The exported files' probabilities matched `predict_proba`'s within 1e-5 in "
-              "every call checked.", "<!-- bench:export:end -->"]
+    lines += ["", "The exported files' probabilities matched `predict_proba`'s within 1e-5 "
+              "(checked once per network, way and batch size)."]
     return "\n".join(lines)
 
 

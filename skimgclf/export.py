@@ -31,8 +31,6 @@ FORMAT_VERSION = 1
 #: ``metadata``).
 METADATA_KEY = "skimgclf"
 EXTRA_INSTALL = "pip install 'skimgclf[export]'"
-# The 8-bit pixels a bare classifier scales itself (see _batches.py).
-_CLASSIFIER_SCALE = 1 / 255
 
 
 def export_model(estimator, path, *, format="onnx"):
@@ -207,12 +205,15 @@ def _parts(estimator):
 
 
 def _describe(classifier, loader):
+    # How the classifier scales 8-bit pixels itself: a bare one's input, or a loader's uint8.
+    from ._batches import _SCALE
+
     height, width, channels = (int(side) for side in classifier.image_shape_)
     classes = np.asarray(classifier.classes_)
-    pil_mode = {len(mode): mode for mode in COLOR_MODES.values()}[channels]
-    settings = None
-    interpolation = "bilinear"
-    scale = _CLASSIFIER_SCALE
+    # A bare classifier's images came from elsewhere: the mode their channels call for, and the
+    # loader's default filter, are the best guess.
+    pil_mode = {len(mode): mode for mode in COLOR_MODES.values()}.get(channels)
+    settings, interpolation, scale = None, "bilinear", _SCALE
     if loader is not None:
         dtype = np.dtype(loader.dtype)
         settings = {"color_mode": loader.color_mode,

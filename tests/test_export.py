@@ -192,25 +192,18 @@ def test_outputs_that_would_lose_or_confuse_files_are_refused(cli_model, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "notes.onnx.json"]
 
 
-def test_an_export_replaces_an_earlier_one_and_its_description(cli_model, exported, tmp_path):
-    _, model_dir, _ = cli_model
+def test_test_time_augmentation_is_exported_over_an_earlier_export(cli_model, exported,
+                                                                   tmp_path):
+    layout, model_dir, images = cli_model
     path = tmp_path / "model.onnx"
     path.write_bytes(b"an earlier export")
     description_path(path).write_text(json.dumps({"format": "skimgclf-export"}))
-    model = load_model(model_dir)
-    export_model(model, path)
-    images = np.zeros((1, 28, 28, 1), np.uint8)
-    assert np.array_equal(onnx_proba(path, images), onnx_proba(exported["onnx"], images))
-    assert read_description(path)["classes"] == list(model.classes_)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.json"]
-
-
-def test_test_time_augmentation_is_exported(cli_model, exported, tmp_path):
-    layout, model_dir, images = cli_model
     # "standard": the mirror and the four shifts.
     model = load_model(model_dir).set_params(cnn__tta="standard",
                                              load__image_dir=layout.test_dir)
-    path = export_model(model, tmp_path / "tta.onnx")
+    assert export_model(model, path) == path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.json"]
+    assert read_description(path) == json.loads(description_path(path).read_text())
     proba = onnx_proba(path, images[:20])
     np.testing.assert_allclose(proba, model.predict_proba(pd.read_csv(layout.test_csv)[:20]),
                                rtol=0, atol=1e-5)

@@ -165,14 +165,24 @@ def read_description(path):
     -------
     dict
         The JSON object of :func:`export_model`'s description.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an ONNX or TFLite file, or holds no description.
     """
     path = Path(path)
     data = path.read_bytes()
-    if path.suffix.lower() == FORMATS["onnx"][0]:
+    # A TFLite flatbuffer names its schema in bytes 4-8, whatever the file is called.
+    if data[4:8] != b"TFL3":
         import onnx
 
-        props = {prop.key: prop.value for prop in onnx.load_from_string(data).metadata_props}
-        text = props.get(METADATA_KEY)
+        try:
+            props = onnx.load_from_string(data).metadata_props
+        except Exception as exc:  # protobuf's DecodeError, among others
+            raise ValueError(f"{path} is neither an ONNX nor a TFLite file: it was not "
+                             "written by export_model") from exc
+        text = {prop.key: prop.value for prop in props}.get(METADATA_KEY)
     else:
         from tensorflow.lite.tools import flatbuffer_utils
 

@@ -218,3 +218,5 @@ def test_other_estimators_and_formats_are_refused(cli_model, tmp_path):
     with pytest.raises(ValueError, match="format='keras' is not one of 'onnx', 'tflite'"):
         export_model(load_model(model_dir), tmp_path / "m.keras", format="keras")
     assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="model.keras is neither an ONNX nor a TFLite file"):
+        read_description(model_dir / "model.keras")

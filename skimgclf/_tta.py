@@ -32,8 +32,45 @@ def predict_views(model, X, tta, batch_size):
     return np.concatenate(chunks)
 
 
+def average_views(network, images, tta):
+    """Keras layers averaging ``network``'s outputs over the views ``tta`` of ``images``.
+
+    The same views as :func:`predict_views`, built from Keras operations so that they go
+    into an exported graph; ``images`` is a symbolic batch of pixels in [0, 1].
+    """
+    from ._backend import keras
+
+    ops = keras.ops
+    views = [images]
+    if tta in ("flip", "standard"):
+        views.append(ops.flip(images, axis=2))
+    if tta in ("shift", "standard"):
+        for axis, shift in _shifts(*images.shape[1:3]):
+            size = images.shape[axis]
+            # Edge pixels fill the uncovered border, as np.pad(mode="edge") does.
+            if shift > 0:
+                edge = ops.repeat(_part(images, axis, 0, 1), shift, axis=axis)
+                views.append(ops.concatenate([edge, _part(images, axis, 0, size - shift)],
+                                             axis=axis))
+            else:
+                edge = ops.repeat(_part(images, axis, size - 1, size), -shift, axis=axis)
+                views.append(ops.concatenate([_part(images, axis, -shift, size), edge],
+                                             axis=axis))
+    return keras.layers.Average()([network(view) for view in views])
+
+
+def _part(images, axis, start, stop):
+    return images[(slice(None),) * axis + (slice(start, stop),)]
+
+
 def _n_views(tta):
     return {"flip": 2, "shift": 5, "standard": 6}[tta]
+
+
+def _shifts(height, width):
+    """``(axis, shift)`` of the four shifted views, on an ``(n, height, width, c)`` batch."""
+    dy, dx = max(1, round(_SHIFT * height)), max(1, round(_SHIFT * width))
+    return ((1, dy), (1, -dy), (2, dx), (2, -dx))
 
 
 def _views(batch, tta):
@@ -41,10 +78,8 @@ def _views(batch, tta):
     if tta in ("flip", "standard"):
         yield batch[:, :, ::-1]
     if tta in ("shift", "standard"):
-        height, width = batch.shape[1:3]
-        dy, dx = max(1, round(_SHIFT * height)), max(1, round(_SHIFT * width))
-        for shift in ((dy, 0), (-dy, 0), (0, dx), (0, -dx)):
-            yield _shifted(batch, *shift)
+        for axis, shift in _shifts(*batch.shape[1:3]):
+            yield _shifted(batch, shift if axis == 1 else 0, shift if axis == 2 else 0)
 
 
 def _shifted(batch, dy, dx):

@@ -1,4 +1,5 @@
-"""CNNClassifier with a pretrained backbone: building, weights, fine-tuning, augmentation, TTA."""
+"""CNNClassifier with a pretrained backbone: building, weights, fine-tuning, augmentation, TTA,
+export."""
 
 import numpy as np
 import pytest
@@ -222,6 +223,24 @@ def test_test_time_augmentation_averages_fixed_views(photos, tta):
     if tta == "flip":
         mirrored = clf.set_params(tta=None).predict_proba(images[:, :, ::-1])
         np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-6)
+
+
+def test_a_backbone_exports_with_its_scaling_inside(scratch, photos, tmp_path):
+    import onnxruntime
+
+    from skimgclf.export import export_model, read_description
+
+    # 8-bit pixels: the classifier scales them by 1/255, the backbone back to 0-255, and the
+    # export must do both. ONNX only: TFLite's converter takes half a minute over a backbone,
+    # and tests/test_export.py checks that format on the tutorial network.
+    x, _ = photos
+    path = export_model(scratch, tmp_path / "backbone.onnx")
+    proba = onnxruntime.InferenceSession(str(path)).run(None, {"images": x})[0]
+    np.testing.assert_allclose(proba, scratch.predict_proba(x), rtol=0, atol=1e-5)
+    description = read_description(path)
+    np.testing.assert_array_equal(np.array(description["classes"])[proba.argmax(axis=1)],
+                                  scratch.predict(x))
+    assert description["input"]["pil_mode"] == "RGB" and description["loader"] is None
 
 
 def test_grid_search_chooses_between_backbones(photos):

@@ -1,4 +1,4 @@
-"""The ``skimgclf`` command: train, predict, tune and demo.
+"""The ``skimgclf`` command: train, predict, tune, export and demo.
 
 Parsing stays light so that ``skimgclf --help`` answers at once; TensorFlow is imported only by
 a command that trains or predicts.
@@ -75,6 +75,8 @@ def _run(args):
     if args.command == "demo":
         jobs.demo(args.workdir, full=args.full, data_dir=args.data_dir, settings=settings,
                   console=console)
+    elif args.command == "export":
+        jobs.export(args.model_dir, args.output, format=args.format, console=console)
     elif args.command == "predict":
         jobs.predict(args.test_csv, args.images, args.model_dir, args.output,
                      sample_submission=args.sample_submission, console=console)
@@ -203,6 +205,21 @@ def build_parser():
                          help="CSV whose columns and row order the submission copies "
                               "(default: the name column and the label column, in TEST_CSV "
                               "order)")
+
+    export = commands.add_parser(
+        "export", parents=[common], help="write a model as one ONNX or TFLite file",
+        description="Write the model of --model-dir as one ONNX or TFLite file that takes "
+                    "8-bit images at the trained size and returns class probabilities, with "
+                    "its labels and loader settings in its metadata and in OUTPUT.json beside "
+                    "it: it runs with onnxruntime or LiteRT, without skimgclf or TensorFlow.")
+    export.add_argument("--model-dir", required=True, metavar="DIR",
+                        help="folder written by 'skimgclf train' or 'skimgclf tune'")
+    export.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
+                        help="onnx (needs: pip install 'skimgclf[export]') or tflite "
+                             "(default: %(default)s)")
+    export.add_argument("--output", "-o", required=True, metavar="FILE",
+                        help="file to write, ending in .onnx or .tflite (its folder must "
+                             "exist)")
 
     tune = commands.add_parser(
         "tune", parents=[table, network, common], help="grid-search the network's parameters",

@@ -1,4 +1,4 @@
-"""The jobs behind the command line: train, predict, tune and demo, thin over the library.
+"""The jobs behind the command line: train, predict, tune, export and demo, thin over the library.
 
 Each job checks every input it can before the long work starts, so that a typo costs a fraction
 of a second and a bad setting a few, not a training run; and writes its results whole or not at
@@ -160,6 +160,22 @@ def predict(test_csv, images, model_dir, output, *, sample_submission=None, cons
         submission.to_csv(handle, index=False)
     console.result(f"submission written to {output} ({len(submission)} rows)")
     return output
+
+
+def export(model_dir, output, *, format="onnx", console=None):
+    """Write the model of ``model_dir`` as one ONNX or TFLite file, ``output``."""
+    from ..export import check_output, description_path, export_model
+
+    console = console or Console()
+    # Before TensorFlow starts: a missing extra or a bad path costs a fraction of a second.
+    check_output(output, format)
+    _read_cli_settings(model_dir)
+    model = _load_model(model_dir)
+    console.step(f"exporting {model_dir} to {format}")
+    path = export_model(model, output, format=format)
+    console.result(f"model written to {path}, its labels and settings to "
+                   f"{description_path(path)}")
+    return path
 
 
 def tune(train_csv, images, model_dir, *, grid, spec=None, cv=3, n_jobs=None,
@@ -386,11 +402,12 @@ def _label_issues(x, y, cnn, folds, names, console):
 
 
 def _read_cli_settings(model_dir):
-    from . import _checkpoint
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ValueError(f"model folder {model_dir} not found; write one with skimgclf train")
+    # After that check: the checkpoint's module starts TensorFlow, which a typo must not wait for.
+    from . import _checkpoint
+
     if (not (model_dir / SETTINGS_FILE).exists()
             and _checkpoint.read_state(model_dir / _checkpoint.FOLDER) is not None):
         raise ValueError(f"{model_dir} holds only the checkpoint of an interrupted "

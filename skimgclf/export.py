@@ -39,6 +39,9 @@ def export_model(estimator, path, *, format="onnx"):
     The exported network takes a batch of 8-bit images, ``uint8`` of shape ``(n, height,
     width, channels)`` at the size and channels the classifier was trained on, and returns
     float32 probabilities of shape ``(n, n_classes)``, columns in the order of ``classes_``.
+    It computes in float32: a classifier whose ``precision_`` is a 16-bit one predicts with
+    the same weights in 16-bit arithmetic, so its probabilities differ from the export's by
+    that rounding (about 1e-3), as a model folder loaded where 16 bits are emulated does.
     It scales the pixels as the pipeline did: by the loader's ``rescale`` (or not at all
     without one) when the loader made floats, by 1/255 when it made 8-bit pixels or when a bare
     classifier is exported, as the classifier scales 8-bit input. Decoding, colour conversion
@@ -254,13 +257,18 @@ def _network(classifier, scale):
     as ``predict_proba`` averages.
     """
     from ._backend import keras
+    from ._precision import in_float32
     from ._tta import average_views
 
     with classifier._keras_session():
+        # Runtimes compute in float32 wherever they run; a network trained in 16 bits keeps
+        # its float32 weights, only its arithmetic becomes exact.
+        model = classifier.model_ if classifier.precision_ == "float32" else in_float32(
+            classifier.model_)
         images = keras.Input(shape=classifier.image_shape_, dtype="uint8", name="images")
         pixels = keras.layers.Rescaling(scale, name="scale_pixels")(images)
-        proba = (classifier.model_(pixels) if classifier.tta is None
-                 else average_views(classifier.model_, pixels, classifier.tta))
+        proba = (model(pixels) if classifier.tta is None
+                 else average_views(model, pixels, classifier.tta))
         network = keras.Model(images, proba, name="skimgclf_export")
         # Keras exports only a network that has run once.
         network(np.zeros((1, *classifier.image_shape_), np.uint8))

@@ -2,11 +2,13 @@
 
 import keras
 import numpy as np
+import onnxruntime
 import pytest
 
 from skimgclf import CNNClassifier, _precision
 from skimgclf._network import build_network, compile_network
-from skimgclf._precision import cpu_flags, network_precision, resolve_precision
+from skimgclf._precision import cpu_flags, in_float32, network_precision, resolve_precision
+from skimgclf.export import export_model
 from skimgclf.persistence import load_model, save_model
 
 pytestmark = pytest.mark.filterwarnings(
@@ -141,6 +143,16 @@ def test_a_model_is_loaded_in_float32_where_its_precision_would_be_emulated(
     proba, saved = loaded.predict_proba(x_test), bfloat16_fit.predict_proba(x_test)
     assert np.abs(proba - saved).max() < 0.05
     assert np.mean(proba.argmax(axis=1) == saved.argmax(axis=1)) >= 0.97
+
+
+def test_a_16_bit_network_is_exported_computing_in_float32(bfloat16_fit, images, tmp_path):
+    _, _, x_test, _ = images
+    path = export_model(bfloat16_fit, tmp_path / "bf16.onnx")
+    session = onnxruntime.InferenceSession(str(path))
+    proba = session.run(None, {session.get_inputs()[0].name: x_test[..., None]})[0]
+    exact = in_float32(bfloat16_fit.model_).predict(x_test / np.float32(255), verbose=0)
+    np.testing.assert_allclose(proba, exact, rtol=0, atol=1e-5)
+    assert np.abs(proba - bfloat16_fit.predict_proba(x_test)).max() < 0.05
 
 
 def test_float16_training_scales_its_loss_even_after_loading(tmp_path):

@@ -19,8 +19,10 @@ pytestmark = [pytest.mark.usefixtures("eager_keras"), pytest.mark.filterwarnings
     "ignore:Skipping variable loading for optimizer:UserWarning",
     "ignore:.*input_shape.*is undefined or non-square:UserWarning")]
 
+# float32 on every machine, so that the exact comparisons below hold where precision="auto"
+# would pick 16 bits (tests/test_precision.py tests those).
 SMALL = {"backbone": "mobilenet_v3_small", "dense_units": 0, "batch_size": 32,
-         "random_state": 0}
+         "precision": "float32", "random_state": 0}
 
 
 @pytest.fixture(scope="module")

@@ -102,11 +102,11 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Decode each JPEG file at least twice as large as ``target_size`` (both sides) at 1/2,
         1/4 or 1/8 scale, the largest that stays at least ``target_size`` (libjpeg's DCT
         scaling, PIL's draft mode), then resize it to ``target_size``. On camera-sized photos
-        this loads 2.5 to 3.5 times faster than a full-size decode, and the pixels differ from
-        it by about one grey level on average (see the benchmarks page), less than the JPEG
-        compression itself changed them. False decodes every file at full size, for pixels
-        identical to a full decode resized with ``interpolation``. Without ``target_size``,
-        or for other formats, it changes nothing.
+        this loads 2 to 4 times faster than a full-size decode, and the pixels differ from it
+        by about one grey level on average, less than choosing ``"bicubic"`` over
+        ``"bilinear"`` changes them (see the benchmarks page). False decodes every file at
+        full size: the pixels are then the full decode resized with ``interpolation``, bit for
+        bit. Without ``target_size``, or for other formats, it changes nothing.
     rescale : float or None, default=1/255
         Factor applied to the 8-bit pixel values, computed in double precision and then stored
         as ``dtype``. None keeps the values 0-255.

@@ -57,6 +57,10 @@ _SIGNATURES = (
     (b"MM\0+", "TIFF"),
     (b"BM", "BMP"),
 )
+# The formats PIL can decode at a reduced scale. MPO is a JPEG with more pictures appended,
+# which PIL opens as a format of its own: Android's Ultra HDR photos (a gain map) and stereo
+# cameras' photos; its first picture, the one loaded, is a JPEG like any other.
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 # PIL reads PostScript by running Ghostscript on it: a program interpreting untrusted files.
 _REFUSED_FORMATS = frozenset({"EPS"})
 _POSTSCRIPT_SIGNATURES = (b"%!PS", b"\xc5\xd0\xd3\xc6")
@@ -373,7 +377,7 @@ def _fallback_formats():
 
 
 def _decode(image, mode, size, resample, jpeg_draft):
-    if jpeg_draft and size is not None and image.format == "JPEG":
+    if jpeg_draft and size is not None and image.format in _DRAFT_FORMATS:
         # Draft mode makes libjpeg decode at 1/2, 1/4 or 1/8 scale when the file is at least
         # that many times larger than the target: far less work, and the resize still follows.
         # The draft size is asked in the file's own orientation.

@@ -257,6 +257,19 @@ def test_jpeg_is_drafted_when_shrinking(photo_jpeg, monkeypatch):
     assert np.abs(out - full[::-1, ::-1]).mean() > 20
 
 
+def test_mpo_is_drafted_like_jpeg(tmp_path, monkeypatch):
+    # A JPEG with a second picture appended, as phones write Ultra HDR photos: PIL opens it as
+    # MPO, whose first picture is drafted like any JPEG.
+    china = Image.fromarray(load_sample_image("china.jpg"))
+    china.save(tmp_path / "a.jpg", "MPO", save_all=True, append_images=[china.reduce(4)])
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size: calls.append(size) or original(self, mode, size))
+    assert decode(tmp_path / "a.jpg", "RGB", size=(32, 32)).shape == (32, 32, 3)
+    assert calls == [(32, 32)]
+
+
 def test_jpeg_is_not_drafted_without_resize(photo_jpeg):
     assert decode(photo_jpeg, "RGB").shape == (640, 427, 3)
 

@@ -102,7 +102,7 @@ class ImageFolderLoader(TransformerMixin, BaseEstimator):
         Decode each JPEG file at least twice as large as ``target_size`` (both sides) at 1/2,
         1/4 or 1/8 scale, the largest that stays at least ``target_size`` (libjpeg's DCT
         scaling, PIL's draft mode), then resize it to ``target_size``. On camera-sized photos
-        this loads 2 to 4 times faster than a full-size decode, and the pixels differ from it
+        this loads 2 to 3 times faster than a full-size decode, and the pixels differ from it
         by about one grey level on average, less than choosing ``"bicubic"`` over
         ``"bilinear"`` changes them (see the benchmarks page). False decodes every file at
         full size: the pixels are then the full decode resized with ``interpolation``, bit for

@@ -40,7 +40,8 @@ class DecodedImageCache:
     directory : str or path-like
         Folder of the entries; created when missing.
     settings : tuple
-        The decode settings the pixels depend on (colour mode, size, resampling filter).
+        The decode settings the pixels depend on (colour mode, size, resampling filter, JPEG
+        draft decoding).
     """
 
     def __init__(self, directory, settings):

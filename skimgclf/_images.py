@@ -57,6 +57,10 @@ _SIGNATURES = (
     (b"MM\0+", "TIFF"),
     (b"BM", "BMP"),
 )
+# The formats PIL can decode at a reduced scale. MPO is a JPEG with more pictures appended,
+# which PIL opens as a format of its own: Android's Ultra HDR photos (a gain map) and stereo
+# cameras' photos; its first picture, the one loaded, is a JPEG like any other.
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 # PIL reads PostScript by running Ghostscript on it: a program interpreting untrusted files.
 _REFUSED_FORMATS = frozenset({"EPS"})
 _POSTSCRIPT_SIGNATURES = (b"%!PS", b"\xc5\xd0\xd3\xc6")
@@ -172,8 +176,8 @@ def _status(stat_function, path, where):
                              f"{err.strerror})") from err
 
 
-def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cache=None,
-                 versions=None):
+def decode_block(paths, wheres, *, shape, mode, size, resample, jpeg_draft, pil_limits,
+                 cache=None, versions=None):
     """Decode files of one shape into one block of 8-bit pixels.
 
     The unit of work of a parallel load: a worker process returns the compact block, not one
@@ -188,7 +192,7 @@ def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cach
         Their rows, for error messages.
     shape : tuple of (int, int, int) or None
         ``(height, width, channels)`` of the block's images; None takes the first image's.
-    mode, size, resample
+    mode, size, resample, jpeg_draft
         As for :func:`decode_image`.
     pil_limits : tuple of (int or None, bool)
         ``PIL.Image.MAX_IMAGE_PIXELS`` and ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` to decode
@@ -212,7 +216,7 @@ def decode_block(paths, wheres, *, shape, mode, size, resample, pil_limits, cach
     with silence_bomb_warnings():
         for index, path in enumerate(paths):
             pixels = decode_image(path, wheres[index], mode=mode, size=size, resample=resample,
-                                  max_pixels=pil_limits[0])
+                                  jpeg_draft=jpeg_draft, max_pixels=pil_limits[0])
             if cache is not None:
                 cache.put(cache.entry(path, versions[index]), pixels)
             if block is None:
@@ -251,7 +255,7 @@ def silence_bomb_warnings():
         yield
 
 
-def decode_image(path, where, *, mode, size, resample, max_pixels):
+def decode_image(path, where, *, mode, size, resample, jpeg_draft, max_pixels):
     """Decode one image file into an array of 8-bit pixels.
 
     Parameters
@@ -266,6 +270,9 @@ def decode_image(path, where, *, mode, size, resample, max_pixels):
         ``(width, height)`` to resize to (PIL's order), or None to keep the file's size.
     resample : PIL.Image.Resampling
         The resampling filter used when resizing.
+    jpeg_draft : bool
+        Whether a JPEG file at least twice ``size`` is decoded at 1/2, 1/4 or 1/8 scale
+        before the resize (PIL's draft mode); False decodes it at full size.
     max_pixels : int or None
         The most pixels an image may have, ``PIL.Image.MAX_IMAGE_PIXELS`` of the caller; None
         for no limit.
@@ -284,7 +291,7 @@ def decode_image(path, where, *, mode, size, resample, max_pixels):
     try:
         with _open_file(path) as file, Image.open(file, formats=_formats(file)) as image:
             _check_pixels(image, max_pixels)
-            return _decode(image, mode, size, resample)
+            return _decode(image, mode, size, resample, jpeg_draft)
     except _TooManyPixelsError as err:
         width, height = err.size
         raise ImageLoadError(
@@ -369,8 +376,8 @@ def _fallback_formats():
     return tuple(name for name in Image.ID if name not in _REFUSED_FORMATS)
 
 
-def _decode(image, mode, size, resample):
-    if size is not None and image.format == "JPEG":
+def _decode(image, mode, size, resample, jpeg_draft):
+    if jpeg_draft and size is not None and image.format in _DRAFT_FORMATS:
         # Draft mode makes libjpeg decode at 1/2, 1/4 or 1/8 scale when the file is at least
         # that many times larger than the target: far less work, and the resize still follows.
         # The draft size is asked in the file's own orientation.

@@ -23,9 +23,9 @@ def pixels(fashion_sample):
     return x_train[3]
 
 
-def decode(path, mode="L", size=None, resample=Image.Resampling.BILINEAR):
+def decode(path, mode="L", size=None, resample=Image.Resampling.BILINEAR, jpeg_draft=True):
     return decode_image(os.fspath(path), WHERE, mode=mode, size=size, resample=resample,
-                        max_pixels=Image.MAX_IMAGE_PIXELS)
+                        jpeg_draft=jpeg_draft, max_pixels=Image.MAX_IMAGE_PIXELS)
 
 
 def grey_palette_image(pixels):
@@ -194,7 +194,8 @@ def test_decode_block_takes_the_first_shape_and_reports_others(tmp_path, pixels)
     Image.fromarray(pixels[:20]).save(tmp_path / "b.png")
     paths = [str(tmp_path / name) for name in ("a.png", "b.png", "a.png")]
     block, mismatched = decode_block(paths, [WHERE] * 3, shape=None, mode="L", size=None,
-                                     resample=Image.Resampling.BILINEAR, pil_limits=pil_limits())
+                                     resample=Image.Resampling.BILINEAR, jpeg_draft=True,
+                                     pil_limits=pil_limits())
     assert block.shape == (3, 28, 28, 1) and mismatched == [(1, (20, 28, 1))]
     np.testing.assert_array_equal(block[[0, 2], ..., 0], [pixels, pixels])
 
@@ -204,7 +205,8 @@ def test_decode_block_decodes_under_the_given_pil_limits(tmp_path, pixels, monke
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     with pytest.raises(ImageLoadError, match="decompression-bomb"):
         decode_block([str(tmp_path / "a.png")], [WHERE], shape=(28, 28, 1), mode="L",
-                     size=None, resample=Image.Resampling.BILINEAR, pil_limits=(100, False))
+                     size=None, resample=Image.Resampling.BILINEAR, jpeg_draft=True,
+                     pil_limits=(100, False))
 
 
 def test_row_name_is_built_when_shown():
@@ -255,8 +257,33 @@ def test_jpeg_is_drafted_when_shrinking(photo_jpeg, monkeypatch):
     assert np.abs(out - full[::-1, ::-1]).mean() > 20
 
 
+def test_mpo_is_drafted_like_jpeg(tmp_path, monkeypatch):
+    # A JPEG with a second picture appended, as phones write Ultra HDR photos: PIL opens it as
+    # MPO, whose first picture is drafted like any JPEG.
+    china = Image.fromarray(load_sample_image("china.jpg"))
+    china.save(tmp_path / "a.jpg", "MPO", save_all=True, append_images=[china.reduce(4)])
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda self, mode, size: calls.append(size) or original(self, mode, size))
+    assert decode(tmp_path / "a.jpg", "RGB", size=(32, 32)).shape == (32, 32, 3)
+    assert calls == [(32, 32)]
+
+
 def test_jpeg_is_not_drafted_without_resize(photo_jpeg):
     assert decode(photo_jpeg, "RGB").shape == (640, 427, 3)
+
+
+def test_jpeg_draft_off_decodes_at_full_size(photo_jpeg, monkeypatch):
+    # Bit for bit the full-size decode, turned upright, then resized.
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", None)  # any call would fail
+    out = decode(photo_jpeg, "RGB", size=(32, 64), jpeg_draft=False)
+    monkeypatch.undo()
+    with Image.open(photo_jpeg) as image:
+        upright = image.convert("RGB").transpose(Image.Transpose.ROTATE_270)
+    expected = np.asarray(upright.resize((32, 64), Image.Resampling.BILINEAR))
+    np.testing.assert_array_equal(out, expected)
+    assert not np.array_equal(decode(photo_jpeg, "RGB", size=(32, 64)), expected)
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -303,12 +330,14 @@ def test_images_over_the_limit_are_refused_before_decoding(tmp_path, pixels, mon
                 r"1,500,000 pixels, over PIL\.Image\.MAX_IMAGE_PIXELS = 1,000,000\)\. .*trusted.*"
                 r"PIL\.Image\.MAX_IMAGE_PIXELS = 1500000 \(None turns the guard off\)")):
             decode_block(paths, [WHERE], shape=None, mode="L", size=None,
-                         resample=Image.Resampling.BILINEAR, pil_limits=pil_limits())
+                         resample=Image.Resampling.BILINEAR, jpeg_draft=True,
+                         pil_limits=pil_limits())
     assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
     assert allocations == []
     # The file is real: under a limit it fits (exactly), it decodes whole.
     block, _ = decode_block(paths, [WHERE], shape=None, mode="L", size=None,
-                            resample=Image.Resampling.BILINEAR, pil_limits=(1_500_000, False))
+                            resample=Image.Resampling.BILINEAR, jpeg_draft=True,
+                            pil_limits=(1_500_000, False))
     assert block.shape == (1, 1000, 1500, 1) and allocations == [(1500, 1000)]
     assert np.abs(block[0, :28, :28, 0] - pixels.astype(float)).mean() < 8  # JPEG is lossy
 

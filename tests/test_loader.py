@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from scipy.sparse import csr_matrix
 from sklearn.base import clone
+from sklearn.datasets import load_sample_image
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
@@ -447,6 +448,7 @@ def parameter_error(name, expected, got):
     ({"target_size": (True, 28)}, parameter_error("target_size", ".*", r"\(True, 28\)")),
     ({"interpolation": "cubic"}, parameter_error("interpolation", "a str among {.*'bicubic'.*}",
                                                  "'cubic'")),
+    ({"jpeg_draft": "yes"}, parameter_error("jpeg_draft", "an instance of 'bool'.*", "'yes'")),
     ({"dtype": "bogus"}, parameter_error("dtype", "a numpy float type such as 'float32', or an "
                                                   "integer type holding 0-255 such as 'uint8'",
                                          "'bogus'")),
@@ -518,6 +520,41 @@ def test_cache_settings_are_part_of_the_key(folder, tmp_path_factory):
     assert small.shape[1:] == (7, 7, 1)
     entries = Counter(os.path.splitext(name)[1] for name in os.listdir(cache))
     assert entries == {".pixels": 12, ".block": 3}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three 640×427 JPEG photos, over twice the target size of 32×32: drafted at 1/8."""
+    root = tmp_path_factory.mktemp("photos")
+    china, flower = load_sample_image("china.jpg"), load_sample_image("flower.jpg")
+    for i, pixels in enumerate((china, flower, china[:, ::-1])):
+        Image.fromarray(pixels).save(root / f"{i}.jpg")
+    return root
+
+
+def test_jpeg_draft_off_gives_the_full_size_decode(photos):
+    loader = ImageFolderLoader(photos, suffix=".jpg", color_mode="rgb", target_size=(32, 32),
+                               rescale=None, dtype="uint8")
+    exact = loader.set_params(jpeg_draft=False).transform(range(3))
+    for i in range(3):
+        with Image.open(photos / f"{i}.jpg") as image:
+            expected = image.resize((32, 32), Image.Resampling.BILINEAR)
+        np.testing.assert_array_equal(exact[i], expected)
+    drafted = loader.set_params(jpeg_draft=True).transform(range(3))
+    difference = np.abs(drafted.astype(int) - exact)
+    assert 0 < difference.mean() < 3
+
+
+def test_cache_keeps_drafted_and_full_size_pixels_apart(photos, tmp_path, caplog):
+    params = {"suffix": ".jpg", "color_mode": "rgb", "target_size": (32, 32), "rescale": None,
+              "dtype": "uint8"}
+    expected = {draft: ImageFolderLoader(photos, **params, jpeg_draft=draft).transform(range(3))
+                for draft in (True, False)}
+    caplog.set_level(logging.INFO, logger="skimgclf.loader")
+    for draft in (True, False, True):
+        cached = ImageFolderLoader(photos, **params, jpeg_draft=draft, cache=tmp_path)
+        np.testing.assert_array_equal(cached.transform(range(3)), expected[draft])
+    assert [r.n_decoded for r in load_records(caplog)] == [3, 3, 0]
 
 
 def test_cache_repeated_transform_reads_one_block(folder, tmp_path_factory, caplog):
@@ -602,7 +639,8 @@ def test_params_clone_and_pickle(layout, train):
     params = loader.get_params()
     assert params["image_dir"] == layout.train_dir and params["target_size"] == (28, 28)
     assert list(params) == sorted(["image_dir", "path_column", "suffix", "color_mode",
-                                   "target_size", "interpolation", "rescale", "dtype", "n_jobs",
+                                   "target_size", "interpolation", "jpeg_draft", "rescale",
+                                   "dtype", "n_jobs",
                                    "cache", "verbose"])
     twin = clone(loader)
     assert twin is not loader and twin.get_params() == params

@@ -48,6 +48,7 @@ from sklearn.linear_model import LogisticRegression
 
 from skimgclf import ImageFolderLoader
 from skimgclf._images import decode_image
+from skimgclf._precision import cpu_flags
 from skimgclf.datasets import load_fashion_mnist_sample
 
 START, END = markers("decoders")
@@ -252,13 +253,10 @@ def accuracy_effect(folder, seed=0):
     return scores
 
 
-def cpu_flags():
+def simd_flags():
     """The SIMD features among ``SIMD_FLAGS`` the processor has (Linux), for the record."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = next((line.split(":", 1)[1].split() for line in cpuinfo
-                          if line.startswith(("flags", "Features"))), [])
-    except OSError:
+    flags = cpu_flags()
+    if not flags:
         return "unknown"
     return " ".join(flag for flag in SIMD_FLAGS if flag in flags) or "none of " + str(SIMD_FLAGS)
 
@@ -268,7 +266,7 @@ def main():
     parser.add_argument("--photos", type=int, default=48, help="JPEG photos (a third as PNG)")
     parser.add_argument("--repeats", type=int, default=5, help="turns per timing (best kept)")
     args = parser.parse_args()
-    flags, load_start = cpu_flags(), load_average()
+    flags, load_start = simd_flags(), load_average()
     print(f"CPU flags: {flags}; load average {load_start}")
     optional = optional_decoders()
     rows = []

@@ -32,7 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-from _doc import markers, write_section  # noqa: E402  (beside this script)
+from _doc import cpu_model, markers, write_section  # noqa: E402  (beside this script)
+
+from skimgclf._precision import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
@@ -299,17 +301,10 @@ def run_worker(settings):
 
 
 def machine_facts():
-    model = "unknown CPU"
-    flags = set()
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+    flags = cpu_flags()
     bf16 = "has avx512_bf16" if "avx512_bf16" in flags else "no avx512_bf16"
     avx512 = "avx512f" if "avx512f" in flags else "no AVX-512"
-    return f"{os.cpu_count()} cores, {model} ({avx512}, {bf16}, avx2 {'avx2' in flags})"
+    return f"{os.cpu_count()} cores, {cpu_model()} ({avx512}, {bf16}, avx2 {'avx2' in flags})"
 
 
 def _load():

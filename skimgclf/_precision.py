@@ -4,11 +4,12 @@ Keras's mixed precision policies compute in 16 bits and keep the weights in floa
 on the tutorial network (docs/benchmarks.md), ``mixed_bfloat16`` trains about 1.5 times faster
 on a CPU with AVX-512 BF16 at equal accuracy, and about 10 times slower on one without, where
 it is emulated: so ``precision="auto"`` asks the hardware.
+
+Keras is imported by the functions that use it, so that benchmarks can read :func:`cpu_flags`
+without starting TensorFlow.
 """
 
 from contextlib import contextmanager
-
-from ._backend import keras
 
 #: The values of ``CNNClassifier(precision=...)``.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -18,12 +19,15 @@ _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def cpu_flags(path="/proc/cpuinfo"):
-    """The instruction-set flags of the first processor in ``path``; empty off Linux."""
+    """The instruction-set flags of the first processor in ``path``; empty off Linux.
+
+    x86 lists them as ``flags``, Arm as ``Features``.
+    """
     try:
         with open(path, encoding="ascii", errors="replace") as cpuinfo:
             for line in cpuinfo:
                 key, _, value = line.partition(":")
-                if key.strip() == "flags":
+                if key.strip() in ("flags", "Features"):
                     return frozenset(value.split())
     except OSError:
         pass
@@ -36,6 +40,8 @@ def gpu_capability(device=None):
     ``device`` as for ``CNNClassifier``: None (the first GPU, if any), ``"cpu"`` (None),
     ``"gpu"`` or ``"gpu:<index>"``.
     """
+    from ._backend import keras
+
     if device is not None and not device.startswith("gpu"):
         return None
     index = int(device.partition(":")[2] or 0) if device else 0
@@ -75,6 +81,8 @@ def resolve_precision(precision, device=None):
     policy, reason : str, str
         The policy name and a phrase saying why it was chosen.
     """
+    from ._backend import keras
+
     if precision != "auto":
         return precision, "as asked"
     capability = gpu_capability(device)
@@ -102,6 +110,8 @@ def is_native(policy, device=None):
 @contextmanager
 def precision_scope(policy):
     """Build layers with the dtype policy ``policy`` meanwhile (Keras's setting is per thread)."""
+    from ._backend import keras
+
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
@@ -126,6 +136,8 @@ def in_float32(model):
 
     The copy is not compiled: its optimizer starts afresh when compiled.
     """
+    from ._backend import keras
+
     def as_float32(layer):
         config = layer.get_config()
         if "dtype" in config:  # operations such as `x + y` in a backbone have none

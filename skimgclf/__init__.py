@@ -10,13 +10,15 @@ from importlib import import_module
 from importlib.metadata import version
 
 __version__ = version("skimgclf")
-__all__ = ["CNNClassifier", "ImageEmbedder", "ImageFolderLoader", "read_class_folders"]
+__all__ = ["CNNClassifier", "ImageEmbedder", "ImageFolderLoader", "grad_cam",
+           "read_class_folders"]
 
 # Each public name is imported on first use: CNNClassifier pulls in Keras and TensorFlow
 # (~5 s) and the loader scikit-learn and pandas (~1-2 s), which neither loading images nor
 # the CLI's --help should pay for.
 _MODULES = {"CNNClassifier": ".classifier", "ImageEmbedder": ".embedder",
-            "ImageFolderLoader": ".loader", "read_class_folders": ".loader"}
+            "ImageFolderLoader": ".loader", "read_class_folders": ".loader",
+            "grad_cam": ".explain"}
 
 
 def __getattr__(name):

@@ -568,14 +568,14 @@ def _html(title, curves, scored, pictures):
         parts.append('<p class="note">No validation predictions were given.</p>')
     else:
         parts.append(_headline(scored))
-    parts.append("<h2>Training curves</h2>")
+    parts.append('<h2 id="curves">Training curves</h2>')
     if curves:
         parts += _history_table(curves)
         parts.append(_img(pictures, CURVES_PNG, "loss and metrics per epoch"))
     else:
         parts.append('<p class="note">No training history was given.</p>')
     if scored is not None:
-        parts.append("<h2>Confusion matrix</h2>")
+        parts.append('<h2 id="confusion">Confusion matrix</h2>')
         parts.append(_img(pictures, CONFUSION_PNG, "confusion matrix"))
         parts += _class_table(scored)
         parts += _misclassified_section(scored, pictures)
@@ -650,7 +650,7 @@ def _errors_csv(scored):
 def _class_table(scored):
     scores = _scores(scored)
     rows = [
-        "<h2>Scores per class</h2>", "<table>",
+        '<h2 id="scores">Scores per class</h2>', "<table>",
         "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>",
     ]
     for entry in scores["per_class"]:
@@ -673,7 +673,7 @@ def _score_row(name, entry, css=None):
 
 
 def _misclassified_section(scored, pictures):
-    parts = ["<h2>Misclassified validation images</h2>"]
+    parts = ['<h2 id="misclassified">Misclassified validation images</h2>']
     if scored.loss is not None:
         parts.append(f"<p>Highest loss first: the images the network was surest of, wrongly. "
                      f"<code>{ERRORS_CSV}</code> lists all {len(scored.wrong)} by file, with "
@@ -691,7 +691,7 @@ def _calibration_section(scored, pictures):
         return []
     ece = expected_calibration_error(scored.y_true, scored.proba, labels=scored.classes)
     return [
-        "<h2>Calibration</h2>",
+        '<h2 id="calibration">Calibration</h2>',
         f"<p>Can the probabilities be taken at their word? The validation images are binned "
         f"by the probability of their predicted class; in a calibrated classifier each bar "
         f"reaches the diagonal (of the images given 0.8, eight in ten are right). Bars below "
@@ -705,7 +705,7 @@ def _grad_cam_section(pictures):
     if GRAD_CAM_WRONG_PNG not in pictures:
         return []
     return [
-        "<h2>Where the network looked</h2>",
+        '<h2 id="grad-cam">Where the network looked</h2>',
         "<p>Grad-CAM heat maps: where the evidence for the predicted class lies in each image, "
         "red where it is strongest. A network that looks at the background, a watermark or a "
         "border has learnt a shortcut.</p>",

@@ -131,8 +131,8 @@ def test_train_report_names_the_held_out_files_it_got_wrong(trained, digits_styl
         proba[np.arange(len(errors)), [column(label) for label in errors["true"]]]), rtol=1e-4)
     assert errors["loss"].is_monotonic_decreasing
     page = (model_dir / "report.html").read_text()
-    for section in ("Calibration", "Where the network looked"):
-        assert f"<h2>{section}</h2>" in page
+    for section in ('id="calibration">Calibration', 'id="grad-cam">Where the network looked'):
+        assert f"<h2 {section}</h2>" in page
 
 
 def test_predict_follows_the_sample_submission(trained, digits_style, tmp_path):

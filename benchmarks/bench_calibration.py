@@ -1,10 +1,12 @@
 """Calibration: is CNNClassifier's confidence right, and what makes it right.
 
 On a seeded Fashion-MNIST subset from ``../shared/data`` (4,000 training images, 2,000 test
-images, pixels scaled to [0, 1]), the tutorial network is trained for a few epochs with
-``validation_split=0.2``, and its probabilities on the test images are scored by expected
-calibration error (15 bins, :func:`skimgclf.calibration.expected_calibration_error`), log loss
-and accuracy, beside:
+images, pixels scaled to [0, 1]), a network is trained with ``validation_split=0.2``, and its
+probabilities on the test images are scored by expected calibration error (15 bins,
+:func:`skimgclf.calibration.expected_calibration_error`), log loss and accuracy, beside the
+ways to calibrate it below. Two networks: the tutorial's for 4 epochs, and the same without
+dropout for 15 epochs, which learns its training images by heart and grows overconfident
+(the cross-validated wrappers, three more trainings each, only for the first):
 
 - temperature scaling: the one parameter T that divides the log-probabilities, fitted by
   log loss on the classifier's own 800 held-out images (Guo et al. 2017);
@@ -13,9 +15,9 @@ and accuracy, beside:
 - ``CalibratedClassifierCV(CNNClassifier(...), cv=3)``, sigmoid and isotonic: three fits on
   two thirds of all 4,000 images each, their calibrated probabilities averaged.
 
-Run ``python benchmarks/bench_calibration.py`` (``--seeds`` seeds, 3 by default; ``--epochs``,
-4 by default); it prints a table and rewrites its section of ``docs/benchmarks.md`` unless
-given ``--no-doc``, and the table in ``docs/report.md``. About 25 minutes on 2 busy cores.
+Run ``python benchmarks/bench_calibration.py`` (``--seeds`` seeds, 3 by default); it prints
+the tables and rewrites its section of ``docs/benchmarks.md`` unless
+given ``--no-doc``, and the table in ``docs/report.md``. About 35 minutes on 2 busy cores.
 """
 
 import argparse
@@ -35,6 +37,11 @@ START, END = markers("calibration")
 # docs/report.md shows the table too, where it tells how to calibrate.
 REPORT_DOC = ROOT / "docs" / "report.md"
 N_TRAIN, N_TEST, SPLIT = 4000, 2000, 0.2
+# Name in the tables → (CNNClassifier parameters, whether to run the cross-validated wrappers).
+CONFIGS = {
+    "the tutorial network, 4 epochs": ({"epochs": 4}, True),
+    "without dropout, 15 epochs": ({"epochs": 15, "dropout": 0.0, "dense_dropout": 0.0}, False),
+}
 METHODS = ("uncalibrated", "temperature, on the holdout",
            "FrozenEstimator + sigmoid, on the holdout",
            "FrozenEstimator + isotonic, on the holdout",
@@ -75,7 +82,7 @@ def with_temperature(proba, temperature):
     return scaled / scaled.sum(axis=1, keepdims=True)
 
 
-def run_seed(seed, epochs, data):
+def run_seed(seed, params, with_cv, data):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
     from sklearn.metrics import accuracy_score, log_loss
@@ -94,7 +101,7 @@ def run_seed(seed, epochs, data):
 
     results = {}
     start = time.perf_counter()
-    clf = CNNClassifier(epochs=epochs, validation_split=SPLIT, random_state=seed)
+    clf = CNNClassifier(**params, validation_split=SPLIT, random_state=seed)
     clf.fit(x_train, y_train)
     fit_seconds = time.perf_counter() - start
     results[METHODS[0]] = scores(clf.predict_proba(x_test), clf.classes_, fit_seconds)
@@ -112,9 +119,10 @@ def run_seed(seed, epochs, data):
         calibrated.fit(x_val, y_val)
         results[name] = scores(calibrated.predict_proba(x_test), calibrated.classes_,
                                fit_seconds + time.perf_counter() - start)
-    for name, method in zip(METHODS[4:], ("sigmoid", "isotonic"), strict=True):
+    for name, method in zip(METHODS[4:] if with_cv else (), ("sigmoid", "isotonic"),
+                            strict=False):
         start = time.perf_counter()
-        calibrated = CalibratedClassifierCV(CNNClassifier(epochs=epochs, random_state=seed),
+        calibrated = CalibratedClassifierCV(CNNClassifier(**params, random_state=seed),
                                             method=method, cv=3)
         calibrated.fit(x_train, y_train)
         results[name] = scores(calibrated.predict_proba(x_test), calibrated.classes_,
@@ -122,44 +130,51 @@ def run_seed(seed, epochs, data):
     return results
 
 
-def render(runs, epochs, load_before, load_after):
-    """The section of docs/benchmarks.md and the table for docs/report.md."""
-    seeds = len(runs)
+def render(results, load_before, load_after):
+    """The section of docs/benchmarks.md and the tables for docs/report.md."""
+    tables, notes = [], []
+    for config, runs in results.items():
+        table = _table(runs)
+        tables += [f"**{config[0].upper() + config[1:]}**", "", *table, ""]
+        temperatures = ", ".join(f"{run[METHODS[1]]['temperature']:.3f}" for run in runs)
+        better = sum(run[METHODS[1]]["ece"] < run[METHODS[0]]["ece"] for run in runs)
+        notes.append(f"{config[0].upper() + config[1:]}: fitted temperatures {temperatures}; "
+                     f"temperature scaling lowered the ECE in {better} of {len(runs)} seeds.")
+    seeds = len(next(iter(results.values())))
+    start, end = markers("calibration", "report")
+    return "\n".join([start, "", *tables, end]), "\n".join([
+        START,
+        "## Calibration",
+        "",
+        f"`python benchmarks/bench_calibration.py`: networks trained on {N_TRAIN:,} "
+        f"Fashion-MNIST training images ({1 - SPLIT:.0%} of them; the other {SPLIT:.0%} held "
+        f"out by `validation_split`), scored on {N_TEST:,} test images; {seeds} seeds, mean "
+        f"(lowest–highest). ECE: expected calibration error over 15 bins of confidence. "
+        f"{machine_facts()}; load average {load_before} before, {load_after} after.",
+        "",
+        *tables,
+        *notes,
+        "",
+        END,
+    ])
 
+
+def _table(runs):
     def cell(method, key, digits):
         values = [run[method][key] for run in runs]
         mean = statistics.fmean(values)
-        if seeds == 1:
+        if len(values) == 1:
             return f"{mean:.{digits}f}"
         return f"{mean:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
     rows = ["| method | ECE | log loss | accuracy | training + calibration (s) |",
             "|---|---:|---:|---:|---:|"]
     for method in METHODS:
-        rows.append(f"| {method} | {cell(method, 'ece', 4)} | {cell(method, 'log_loss', 4)} "
-                    f"| {cell(method, 'accuracy', 4)} | {cell(method, 'seconds', 0)} |")
-    temperatures = ", ".join(f"{run[METHODS[1]]['temperature']:.3f}" for run in runs)
-    better = sum(run[METHODS[1]]["ece"] < run[METHODS[0]]["ece"] for run in runs)
-    start, end = markers("calibration", "report")
-    table = "\n".join([start, "", *rows, "", end])
-    return table, "\n".join([
-        START,
-        "## Calibration",
-        "",
-        f"`python benchmarks/bench_calibration.py`: the tutorial network, {epochs} epochs, "
-        f"trained on {N_TRAIN:,} Fashion-MNIST training images ({1 - SPLIT:.0%} of them; "
-        f"the other {SPLIT:.0%} held out by `validation_split`), scored on {N_TEST:,} test "
-        f"images; {seeds} seeds, mean (lowest–highest). ECE: expected calibration error over "
-        f"15 bins of confidence. {machine_facts()}; load average {load_before} before, "
-        f"{load_after} after.",
-        "",
-        *rows,
-        "",
-        f"Fitted temperatures: {temperatures}; temperature scaling lowered the ECE in "
-        f"{better} of {seeds} seeds.",
-        "",
-        END,
-    ])
+        if method in runs[0]:
+            rows.append(f"| {method} | {cell(method, 'ece', 4)} | "
+                        f"{cell(method, 'log_loss', 4)} | {cell(method, 'accuracy', 4)} | "
+                        f"{cell(method, 'seconds', 0)} |")
+    return rows
 
 
 def _load():
@@ -169,7 +184,6 @@ def _load():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="network seeds 0, 1, …")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of every fit")
     parser.add_argument("--no-doc", action="store_true",
                         help="print the table without rewriting docs/benchmarks.md")
     args = parser.parse_args()
@@ -181,12 +195,14 @@ def main():
     print(machine_facts(), file=sys.stderr)
     load_before = _load()
     data = subset()
-    runs = []
-    for seed in range(args.seeds):
-        runs.append(run_seed(seed, args.epochs, data))
-        print(f"seed {seed}: " + "; ".join(f"{m}: ECE {r['ece']:.4f}"
-                                           for m, r in runs[-1].items()), file=sys.stderr)
-    table, section = render(runs, args.epochs, load_before, _load())
+    results = {}
+    for config, (params, with_cv) in CONFIGS.items():
+        runs = results[config] = []
+        for seed in range(args.seeds):
+            runs.append(run_seed(seed, params, with_cv, data))
+            print(f"{config}, seed {seed}: " + "; ".join(
+                f"{m}: ECE {r['ece']:.4f}" for m, r in runs[-1].items()), file=sys.stderr)
+    table, section = render(results, load_before, _load())
     print(section)
     if not args.no_doc:
         write_section("calibration", section)

@@ -153,7 +153,10 @@ def render_report(*, history=None, y_true=None, y_pred=None, proba=None, classes
     curves = _check_history(history)
     scored = _check_predictions(y_true, y_pred, images, class_names, proba=proba,
                                 classes=classes, file_names=file_names, explain=explain)
-    pictures, tables = {}, {}
+    # The heat maps first: explain runs the caller's code, whose mistakes should not wait for
+    # the other pictures to be drawn.
+    pictures = {} if explain is None else _grad_cam_pictures(scored, explain)
+    tables = {}
     if curves:
         pictures[CURVES_PNG] = _png(_curves_figure(curves))
     if scored is not None:
@@ -164,8 +167,6 @@ def render_report(*, history=None, y_true=None, y_pred=None, proba=None, classes
         if scored.proba is not None:
             tables[ERRORS_CSV] = _errors_csv(scored)
             pictures[CALIBRATION_PNG] = _png(_calibration_figure(scored))
-        if explain is not None:
-            pictures.update(_grad_cam_pictures(scored, explain))
     page = _html(title, curves, scored, pictures)
     return {REPORT_HTML: page.encode("utf-8"), **pictures, **tables}
 

@@ -499,7 +499,7 @@ def _grad_cam_pictures(scored, explain):
     groups = {GRAD_CAM_WRONG_PNG: (scored.wrong[:_CAM_WRONG_MAX], "misclassified images"),
               GRAD_CAM_RIGHT_PNG: (np.array(right, dtype=int), "right images")}
     rows = np.concatenate([group for group, _ in groups.values()])
-    maps = _check_maps(explain(scored.images[rows]) if len(rows) else None, scored, len(rows))
+    maps = _check_maps(explain(scored.images[rows]), scored, len(rows))
     pictures, start = {}, 0
     for name, (group, what) in groups.items():
         if not len(group):
@@ -515,8 +515,6 @@ def _grad_cam_pictures(scored, explain):
 
 def _check_maps(maps, scored, n):
     shape = (n, *scored.images.shape[1:3])
-    if n == 0:
-        return np.zeros(shape)
     maps = np.asarray(maps, dtype=float)
     if maps.shape != shape:
         raise ValueError(f"explain returned heat maps of shape {maps.shape} for images of "

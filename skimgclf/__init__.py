@@ -3,7 +3,8 @@
 ``ImageFolderLoader`` turns a table of image names into an array of pixels and
 ``CNNClassifier`` is a convolutional network with the scikit-learn estimator API;
 ``ImageEmbedder`` turns images into the features of a pretrained network, for any
-scikit-learn model. All slot into a ``Pipeline``.
+scikit-learn model. All slot into a ``Pipeline``. ``grad_cam`` shows where in each image a
+fitted ``CNNClassifier`` found its answer.
 """
 
 from importlib import import_module

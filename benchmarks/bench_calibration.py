@@ -128,7 +128,7 @@ def render(results, load_before, load_after):
         f"{machine_facts()}; load average {load_before} before, {load_after} after.",
         "",
         *tables,
-        *notes,
+        "\n\n".join(notes),
         "",
         END,
     ])

@@ -37,8 +37,8 @@ def grad_cam(estimator, X, y=None, *, layer=None):
         see what the network found of it. None explains the predicted class.
     layer : str, default=None
         Name of a layer of ``estimator.model_`` with a 4-D output (batch, height, width,
-        channels) to take the feature map from; None takes the last one before the network
-        pools or flattens it.
+        channels), or of its backbone (such as ``"MobileNetV3Small"``), to take the feature
+        map from; None takes the last one before the network pools or flattens it.
 
     Returns
     -------
@@ -85,12 +85,14 @@ def grad_cam(estimator, X, y=None, *, layer=None):
 def _feature_map(network, layer):
     """The tensor of ``network``'s graph whose gradients Grad-CAM weighs."""
     if layer is not None:
-        try:
-            found = network.get_layer(layer)
-        except ValueError:
+        names = [item.name for item in network.layers]
+        if layer not in names:
             raise ValueError(f"layer={layer!r} is not a layer of the network; its layers are "
-                             f"{', '.join(repr(item.name) for item in network.layers)}"
-                             ) from None
+                             f"{', '.join(map(repr, names))}")
+        found = network.layers[names.index(layer)]
+        if isinstance(found, keras.Model):
+            # A backbone's own output tensor belongs to its graph, not to this network's.
+            return network.layers[names.index(layer) + 1].input
         if len(found.output.shape) != 4:
             raise ValueError(f"layer={layer!r} has an output of shape {found.output.shape}; "
                              f"Grad-CAM needs a 4-D feature map (batch, height, width, "

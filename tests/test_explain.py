@@ -75,3 +75,5 @@ def test_maps_of_a_backbone(fashion_sample):
     maps = grad_cam(clf, images)
     assert maps.shape == (3, 64, 64) and np.isfinite(maps).all()
     assert maps.min() >= 0 and maps.max() <= 1
+    # Named, the backbone gives the same maps.
+    np.testing.assert_allclose(grad_cam(clf, images, layer="MobileNetV3Small"), maps)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from skimgclf.classifier import validation_rows
 from skimgclf.cli import main
 from skimgclf.cli._params import UsageError, classifier_parameters, parse_grid, parse_settings
 from skimgclf.datasets import FASHION_MNIST_CLASSES
@@ -188,6 +189,30 @@ def test_ctrl_c_while_finding_label_issues_resumes_without_training_again(small_
     assert status == 0, err
     assert "resuming after epoch 1 of 1" in err
     assert "likely mislabelled:" in out and (tmp_path / "model" / "label_issues.csv").exists()
+
+
+def test_train_report_names_the_held_out_files_it_got_wrong(trained, digits_style):
+    root, model_dir, out = trained
+    table = pd.read_csv(root / "train.csv")
+    model = load_model(model_dir)
+    _, held_out = validation_rows(table["category"], 0.2, random_state=0)
+    errors = pd.read_csv(model_dir / "errors.csv")
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    accuracy = float(out.split("validation accuracy: ")[1].split()[0])
+    assert metrics["accuracy"] == pytest.approx(accuracy, abs=5e-5)
+    assert len(errors) == round((1 - accuracy) * len(held_out)) > 0
+    # The rows are the held-out files the model gets wrong, by the name the CSV gives them.
+    assert set(errors["file"]) <= set(table["filename"].iloc[held_out])
+    wrong = table.set_index("filename").loc[errors["file"]]
+    assert (errors["true"].to_numpy() == wrong["category"].to_numpy()).all()
+    proba = model.predict_proba(wrong.reset_index())
+    column = list(model.classes_).index
+    np.testing.assert_allclose(errors["loss"], -np.log(
+        proba[np.arange(len(errors)), [column(label) for label in errors["true"]]]), rtol=1e-4)
+    assert errors["loss"].is_monotonic_decreasing
+    page = (model_dir / "report.html").read_text()
+    for section in ('id="calibration">Calibration', 'id="grad-cam">Where the network looked'):
+        assert f"<h2 {section}</h2>" in page
 
 
 def test_predict_follows_the_sample_submission(trained, digits_style, tmp_path):

@@ -1,22 +1,28 @@
 import base64
 import html
 import io
+import json
 import os
 import re
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.metrics import classification_report
+from sklearn.metrics import balanced_accuracy_score, classification_report, log_loss
 
 from skimgclf import report
 from skimgclf._folders import MANIFEST
+from skimgclf.calibration import expected_calibration_error
 from skimgclf.datasets import FASHION_MNIST_CLASSES
 from skimgclf.report import render_report, write_report
 
 PNGS = (report.CURVES_PNG, report.CONFUSION_PNG, report.MISCLASSIFIED_PNG)
+# What the full report adds with probabilities, file names and heat maps, in page order.
+FULL_PNGS = (*PNGS, report.CALIBRATION_PNG, report.GRAD_CAM_WRONG_PNG, report.GRAD_CAM_RIGHT_PNG)
+TABLES = (report.METRICS_JSON, report.ERRORS_CSV)
 # Fashion-MNIST's usual confusions: shirt/T-shirt, pullover/coat, sneaker/ankle boot/sandal.
 CONFUSED_WITH = {0: 6, 1: 3, 2: 4, 3: 0, 4: 2, 5: 7, 6: 0, 7: 9, 8: 6, 9: 7}
 HISTORY = {"loss": [1.05, 0.62, 0.51, 0.45, 0.41], "accuracy": [0.62, 0.77, 0.81, 0.84, 0.85],
@@ -35,12 +41,39 @@ def validation(fashion_sample):
 
 
 @pytest.fixture(scope="module")
-def full_report(validation, tmp_path_factory):
+def proba(validation):
+    """Probabilities whose largest is y_pred's, of varied confidence."""
+    _, _, y_pred = validation
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(y_pred), 10))
+    logits[np.arange(len(y_pred)), y_pred] = logits.max(axis=1) + rng.exponential(2, len(y_pred))
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class Explainer:
+    """Heat maps that are the images' brightness; remembers the images it was asked about."""
+
+    def __init__(self):
+        self.asked = []
+
+    def __call__(self, images):
+        self.asked.append(images)
+        return images.astype(float) / 255
+
+
+FILES = np.array([f"img_{i:03d}.png" for i in range(300)])
+
+
+@pytest.fixture(scope="module")
+def full_report(validation, proba, tmp_path_factory):
     x, y, y_pred = validation
     directory = tmp_path_factory.mktemp("report")
-    path = write_report(directory, history=HISTORY, y_true=y, y_pred=y_pred, images=x,
+    explain = Explainer()
+    path = write_report(directory, history=HISTORY, y_true=y, y_pred=y_pred, proba=proba,
+                        classes=np.arange(10), images=x, file_names=FILES, explain=explain,
                         class_names=FASHION_MNIST_CLASSES, title="Apparel <run 1>")
-    return path, path.read_text(encoding="utf-8")
+    return path, path.read_text(encoding="utf-8"), explain.asked
 
 
 def png_size(path):
@@ -56,10 +89,10 @@ def embedded_pngs(page):
 
 
 def test_full_report_files_are_valid(full_report):
-    path, page = full_report
+    path, page, _ = full_report
     assert path.name == "report.html"
-    assert sorted(p.name for p in path.parent.iterdir()) == sorted([*PNGS, "report.html",
-                                                                    MANIFEST])
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([*FULL_PNGS, *TABLES,
+                                                                    "report.html", MANIFEST])
     curves_w, curves_h = png_size(path.parent / report.CURVES_PNG)
     assert 800 < curves_w < 2000 and 300 < curves_h < 800
     matrix_w, matrix_h = png_size(path.parent / report.CONFUSION_PNG)
@@ -69,9 +102,9 @@ def test_full_report_files_are_valid(full_report):
 
 
 def test_html_embeds_the_pictures_and_names_the_classes(full_report):
-    path, page = full_report
+    path, page, _ = full_report
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert embedded_pngs(page) == [(path.parent / name).read_bytes() for name in PNGS]
+    assert embedded_pngs(page) == [(path.parent / name).read_bytes() for name in FULL_PNGS]
     assert "<h1>Apparel &lt;run 1&gt;</h1>" in page
     for name in FASHION_MNIST_CLASSES:
         assert f"<td>{html.escape(name)}</td>" in page
@@ -79,7 +112,7 @@ def test_html_embeds_the_pictures_and_names_the_classes(full_report):
 
 
 def test_html_scores_match_sklearn(full_report, validation):
-    _, page = full_report
+    _, page, _ = full_report
     _, y, y_pred = validation
     assert "Validation accuracy <strong>0.8333</strong> (250 of 300 images right)" in page
     expected = classification_report(y, y_pred, output_dict=True, zero_division=0)
@@ -214,7 +247,7 @@ def test_a_folder_holding_a_users_file_is_refused_untouched(tmp_path, name):
 def test_render_report_returns_the_files_it_would_write(validation, tmp_path):
     x, y, y_pred = validation
     files = render_report(history=HISTORY, y_true=y[:30], y_pred=y_pred[:30], images=x[:30])
-    assert sorted(files) == sorted(["report.html", *PNGS])
+    assert sorted(files) == sorted(["report.html", *PNGS, report.METRICS_JSON])
     write_report(tmp_path, history=HISTORY, y_true=y[:30], y_pred=y_pred[:30], images=x[:30])
     for name in PNGS:
         assert files[name] == (tmp_path / name).read_bytes()
@@ -227,7 +260,80 @@ def test_library_does_not_import_the_report():
 
 
 def test_embedded_pngs_decode(full_report):
-    _, page = full_report
+    _, page, _ = full_report
     for data in embedded_pngs(page):
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_metrics_json_matches_sklearn(full_report, validation, proba):
+    path, page, _ = full_report
+    _, y, y_pred = validation
+    metrics = json.loads((path.parent / report.METRICS_JSON).read_text())
+    expected = classification_report(y, y_pred, output_dict=True, zero_division=0)
+    assert metrics["images"] == 300 and metrics["accuracy"] == pytest.approx(250 / 300)
+    assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, y_pred))
+    assert [entry["name"] for entry in metrics["per_class"]] == list(FASHION_MNIST_CLASSES)
+    for entry in metrics["per_class"]:
+        scores = expected[str(entry["label"])]
+        assert (entry["precision"], entry["recall"], entry["f1"], entry["support"]) == (
+            pytest.approx(scores["precision"]), pytest.approx(scores["recall"]),
+            pytest.approx(scores["f1-score"]), scores["support"])
+    assert metrics["weighted_average"]["f1"] == pytest.approx(
+        expected["weighted avg"]["f1-score"])
+    assert metrics["log_loss"] == pytest.approx(log_loss(y, proba, labels=range(10)))
+    ece = expected_calibration_error(y, proba)
+    assert metrics["expected_calibration_error"] == pytest.approx(ece)
+    assert f"expected calibration error {ece:.4f}" in page
+    assert f"<strong>{ece:.4f}</strong>" in page  # the calibration section
+
+
+def test_errors_csv_ranks_the_misclassified_files_by_loss(full_report, validation, proba):
+    path, _, asked = full_report
+    x, y, y_pred = validation
+    errors = pd.read_csv(path.parent / report.ERRORS_CSV)
+    assert list(errors.columns) == ["file", "true", "predicted", "p_true", "p_predicted", "loss"]
+    rows = np.array([int(name[4:7]) for name in errors["file"]])
+    assert sorted(rows) == list(range(0, 300, 6))  # every misclassified file, once
+    assert (errors["true"] == y[rows]).all() and (errors["predicted"] == y_pred[rows]).all()
+    np.testing.assert_allclose(errors["p_true"], proba[rows, y[rows]], rtol=1e-5)
+    np.testing.assert_allclose(errors["p_predicted"], proba[rows, y_pred[rows]], rtol=1e-5)
+    np.testing.assert_allclose(errors["loss"], -np.log(proba[rows, y[rows]]), rtol=1e-5)
+    assert errors["loss"].is_monotonic_decreasing and errors["loss"].iloc[0] > 2
+    # The pictures follow the same order: the heat maps were asked for the 16 worst first,
+    # then two right images of each class.
+    np.testing.assert_array_equal(asked[0][:16], x[rows[:16]])
+    assert len(asked) == 1 and len(asked[0]) == 16 + 2 * 10
+
+
+def test_heat_maps_are_drawn_over_the_images(full_report):
+    path, _, _ = full_report
+    with Image.open(path.parent / report.GRAD_CAM_WRONG_PNG) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    # The brightest parts of the garments carry the strongest heat: red, not grey.
+    assert ((pixels[..., 0] - pixels[..., 2]) > 100).sum() > 1000
+
+
+def test_without_file_names_images_are_named_by_position(validation, proba):
+    _, y, y_pred = validation
+    files = render_report(y_true=y[:60], y_pred=y_pred[:60], proba=proba[:60])
+    errors = pd.read_csv(io.BytesIO(files[report.ERRORS_CSV]))
+    assert sorted(errors["file"]) == sorted(f"#{i}" for i in range(0, 60, 6))
+    assert report.CALIBRATION_PNG in files and report.GRAD_CAM_WRONG_PNG not in files
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"proba": np.full((4, 3), 1 / 3)}, r"shape \(4, 2\).*got \(4, 3\); pass classes="),
+    ({"proba": np.full((4, 2), 0.5), "classes": [0, 2]},
+     "labels that are not columns of proba: 1"),
+    ({"proba": np.full((4, 2), 2.0)}, r"probabilities in \[0, 1\]"),
+    ({"file_names": ["a.png"]}, "file_names holds 1 names but y_true has 4"),
+    ({"explain": Explainer()}, "explain was given without images"),
+    ({"images": np.zeros((4, 8, 8), np.uint8), "explain": lambda images: images[:, :4]},
+     r"explain returned heat maps of shape \(4, 4, 8\)"),
+])
+def test_bad_insight_inputs_write_nothing(kwargs, message, tmp_path):
+    directory = tmp_path / "report"
+    with pytest.raises(ValueError, match=message):
+        write_report(directory, y_true=[0, 1, 1, 0], y_pred=[0, 1, 0, 1], **kwargs)
+    assert not directory.exists()

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -350,9 +351,14 @@ def _fit_and_save(table, y, loader, cnn, model_dir, *, train_csv, spec, class_na
 
     report_args = {"history": cnn.history_, "class_names": class_names}
     if len(val_rows):
+        from ..explain import grad_cam
+
         x_val, y_val = x[val_rows], y[val_rows]
-        y_pred = cnn.predict(x_val)
-        report_args.update(y_true=y_val, y_pred=y_pred, images=x_val)
+        proba = cnn.predict_proba(x_val)
+        y_pred = cnn.classes_[np.argmax(proba, axis=1)]
+        report_args.update(y_true=y_val, y_pred=y_pred, proba=proba, classes=cnn.classes_,
+                           images=x_val, file_names=table[spec.path_column].to_numpy()[val_rows],
+                           explain=partial(grad_cam, cnn))
     issues = None
     if label_issue_folds:
         issues = _label_issues(x, y, cnn, label_issue_folds, table[spec.path_column], console)

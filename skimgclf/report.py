@@ -798,47 +798,17 @@ def _label_issues_figure(issues):
     heading = f"{len(issues.flagged)} of {issues.n_images} training images flagged"
     if len(issues.flagged) > len(flagged):
         heading += f"; the {len(flagged)} most suspicious shown"
-    return _labelled_mosaic(
-        issues.images,
-        [f"given: {_shorten(issues.name[label])}" for label in flagged["given_label"]],
-        [f"suggested: {_shorten(issues.name[label])}" for label in flagged["suggested_label"]],
-        heading)
-
-
-def _labelled_mosaic(images, above, below, heading):
-    """The images in rows of eight, each with a line of text above and one below (in red)."""
-    columns = min(_GRID_COLUMNS, len(images))
-    rows = math.ceil(len(images) / columns)
-    h, w = images.shape[1:3]
-    gap, margin = max(1, round(0.15 * w)), max(1, math.ceil(0.2 * h))
-    cell_w, cell_h = w + gap, h + 2 * margin
-    white = 255 if images.dtype == np.uint8 else 1.0
-    mosaic = np.full((rows * cell_h, columns * cell_w, *images.shape[3:]), white, images.dtype)
-    inches_per_pixel = 1.3 / max(h, w)
-    mosaic_width = columns * cell_w * inches_per_pixel
-    width, head = max(mosaic_width, 5.5), 0.45
-    height = rows * cell_h * inches_per_pixel + head
-    figure = Figure(figsize=(width, height))
-    figure.text(0.5, 1 - 0.5 * head / height, heading, ha="center", va="center", fontsize=11)
-    ax = figure.add_axes(((1 - mosaic_width / width) / 2, 0, mosaic_width / width,
-                          1 - head / height))
-    ax.set_axis_off()
-    for k, (image, top_text, bottom_text) in enumerate(zip(images, above, below, strict=True)):
-        top, left = (k // columns) * cell_h + margin, (k % columns) * cell_w + gap // 2
-        mosaic[top:top + h, left:left + w] = image
-        ax.text(left + w / 2, top - 0.08 * margin, top_text, ha="center", va="bottom",
-                fontsize=7.5)
-        ax.text(left + w / 2, top + h + 0.08 * margin, bottom_text, ha="center", va="top",
-                fontsize=7.5, color=_WRONG_COLOR)
-    ax.imshow(mosaic, cmap="gray" if images.ndim == 3 else None, vmin=0, vmax=white,
-              interpolation="nearest")
-    return figure
+    captions = [(f"given: {_shorten(issues.name[given])}",
+                 [(f"suggested: {_shorten(issues.name[suggested])}", _WRONG_COLOR)])
+                for given, suggested in zip(flagged["given_label"], flagged["suggested_label"],
+                                            strict=True)]
+    return _grid_figure(issues.images, captions, heading)
 
 
 def _label_issues_section(issues, pictures):
     flagged = issues.flagged
     parts = [
-        "<h2>Likely mislabelled training images</h2>",
+        '<h2 id="label-issues">Likely mislabelled training images</h2>',
         f"<p>{len(flagged)} of {issues.n_images} training images are flagged: out of fold, "
         f"the model gives their label less than the average probability that images of that "
         f"label get, while another class gets more than its own average (confident "

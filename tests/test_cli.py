@@ -131,7 +131,7 @@ def test_train_finds_label_issues_by_file_name(trained):
     assert 0 < n_flagged < len(train) and issues["is_label_issue"][:n_flagged].all()
     assert f"likely mislabelled: {n_flagged} of {len(train)} training images" in out
     page = (model_dir / "report.html").read_text()
-    section = page.split("<h2>Likely mislabelled training images</h2>")[1]
+    section = page.split('<h2 id="label-issues">Likely mislabelled training images</h2>')[1]
     first = issues.iloc[0]
     assert (f"<td>{first['filename']}</td><td>{first['given_label']}</td>"
             f"<td>{first['given_probability']:.3f}</td>") in section

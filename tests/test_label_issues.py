@@ -176,7 +176,7 @@ def test_report_shows_the_flagged_images_by_name(flipped, issues):
                           class_names=FASHION_MNIST_CLASSES)
     assert files[LABEL_ISSUES_PNG][:8] == b"\x89PNG\r\n\x1a\n"
     page = files[REPORT_HTML].decode()
-    section = page.split("<h2>Likely mislabelled training images</h2>")[1]
+    section = page.split('<h2 id="label-issues">Likely mislabelled training images</h2>')[1]
     n_flagged = int(issues["is_label_issue"].sum())
     assert f"{n_flagged} of {N_IMAGES} training images are flagged" in section
     first = issues.iloc[0]

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 _DEVICE = re.compile(r"(cpu|gpu)(:\d+)?")
+_BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 # absl prints these before its logging is set up, straight to the process's stderr, where
 # TF_CPP_MIN_LOG_LEVEL cannot reach them; TensorFlow's two native libraries print them twice.
@@ -66,7 +67,8 @@ def _import_keras():
                 f"skimgclf's networks need Keras and a backend for it, and "
                 f"{(exc.name or 'tensorflow').split('.')[0]!r} is not "
                 f"installed; install TensorFlow with: {INSTALL_COMMAND} (or "
-                "'skimgclf[tensorflow]' for the GPU-capable build)") from exc
+                "'skimgclf[tensorflow]' for the GPU-capable build), or set KERAS_BACKEND to "
+                "'jax' or 'torch' where one of those is installed") from exc
     return keras
 
 
@@ -89,6 +91,24 @@ keras = _import_keras()
 _let_gpu_memory_grow()
 
 
+def visible_gpus():
+    """The GPUs that Keras's backend sees, as it names them, in its order; empty without one."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [gpu.name for gpu in tf.config.list_logical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(device) for device in jax.devices() if device.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
 @contextmanager
 def keras_session(device):
     """Where Keras builds, trains and predicts (``device``), without TensorFlow's false alarms.
@@ -98,16 +118,16 @@ def keras_session(device):
     match = None if device is None else _DEVICE.fullmatch(device)
     if device is not None and not match:
         raise ValueError(f"device must be None, 'cpu', 'gpu' or 'gpu:<index>'; got {device!r}")
-    if match and match[1] == "gpu" and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        # TensorFlow would quietly place everything on the CPU instead.
-        gpus = tf.config.list_logical_devices("GPU")
+    if match and match[1] == "gpu":
+        # TensorFlow and torch would quietly place everything on the CPU instead, and JAX
+        # fails naming its "platforms".
+        gpus = visible_gpus()
         index = int(match[2][1:]) if match[2] else 0
         if index >= len(gpus):
-            raise ValueError(f"device={device!r}, but TensorFlow sees {len(gpus) or 'no'} "
-                             f"GPU{'s' if len(gpus) != 1 else ''}; set device=None to let "
-                             "Keras choose, or 'cpu'")
+            backend = keras.backend.backend()
+            raise ValueError(f"device={device!r}, but {_BACKEND_NAMES.get(backend, backend)} "
+                             f"sees {len(gpus) or 'no'} GPU{'s' if len(gpus) != 1 else ''}; set "
+                             "device=None to let Keras choose, or 'cpu'")
     logger = logging.getLogger("tensorflow")
     logger.addFilter(_not_new_network_tracing)
     try:

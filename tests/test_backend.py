@@ -3,6 +3,10 @@
 import subprocess
 import sys
 
+import pytest
+
+from skimgclf import _backend
+
 
 def python(code, *args):
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
@@ -40,6 +44,8 @@ def test_without_a_backend_the_classifier_says_what_to_install():
     assert done.returncode == 0, done.stderr
     assert "'tensorflow' is not installed" in done.stdout
     assert "pip install 'skimgclf[tensorflow-cpu]'" in done.stdout
+    # The other way out, on a machine that has JAX or torch instead (benchmarks/run_gpu.sh).
+    assert "set KERAS_BACKEND to 'jax' or 'torch'" in done.stdout
 
 
 def test_without_a_backend_the_command_line_says_it_in_one_line(small_layout, tmp_path):
@@ -53,3 +59,16 @@ def test_without_a_backend_the_command_line_says_it_in_one_line(small_layout, tm
     assert "pip install 'skimgclf[tensorflow-cpu]'" in lines[-1]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(("backend", "name"), [("jax", "JAX"), ("torch", "PyTorch")])
+def test_a_gpu_the_backend_does_not_see_is_an_error_on_every_backend(monkeypatch, backend, name):
+    # torch would quietly train on the CPU, and JAX fail naming its "platforms"; the GPUs each
+    # backend sees are read by visible_gpus, stood in for here where neither is installed.
+    monkeypatch.setattr(_backend.keras.backend, "backend", lambda: backend)
+    monkeypatch.setattr(_backend, "visible_gpus", lambda: ["NVIDIA H200"])
+    with _backend.keras_session("gpu:0"):
+        pass
+    with pytest.raises(ValueError, match=rf"device='gpu:1', but {name} sees 1 GPU; set device="):
+        with _backend.keras_session("gpu:1"):
+            pass

@@ -362,6 +362,8 @@ def test_gpu_memory_growth_is_asked_for_every_visible_gpu(monkeypatch):
 
 
 def test_gpu_memory_grows_on_a_real_gpu():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("memory growth is a TensorFlow setting")
     code = ("import tensorflow as tf, skimgclf._backend\n"
             "gpus = tf.config.list_physical_devices('GPU')\n"
             "print(len(gpus), all(tf.config.experimental.get_memory_growth(g) for g in gpus))")

@@ -40,6 +40,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 
 from skimgclf import CNNClassifier, ImageFolderLoader  # noqa: E402
 from skimgclf._backend import keras, visible_gpus  # noqa: E402
+from skimgclf._precision import cpu_flags  # noqa: E402
 from skimgclf.datasets import export_competition_layout, load_fashion_mnist_sample  # noqa: E402
 from skimgclf.persistence import load_model, save_model  # noqa: E402
 
@@ -48,44 +49,19 @@ SIZES = {"full": (4000, 10_000, 10_000, 3), "quick": (1000, 2000, 1000, 1)}
 GRID = {"cnn__filters": [(32, 64), (64, 128)], "cnn__learning_rate": [1e-3, 3e-3]}
 # (device, Keras dtype policy, batch size): Keras's choice of device first, the CPU last.
 THROUGHPUT = [(None, "float32", 64), (None, "float32", 512), (None, "mixed_bfloat16", 512),
-              (None, "mixed_float16", 512), ("cpu", "float32", 64)]
+              (None, "mixed_float16", 512), (None, "auto", 512), ("cpu", "float32", 64)]
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-class _UnderPolicy(CNNClassifier):
-    """CNNClassifier building its network under a Keras dtype policy.
-
-    ``fit`` clears Keras's session, and with it the global policy, before it builds: setting
-    ``keras.mixed_precision.set_global_policy`` beforehand has no effect. Until the classifier
-    takes a ``precision`` of its own, this sets the policy where the network is built.
-    """
-
-    policy = "float32"
-
-    def _build_keras_model(self):
-        keras.config.set_dtype_policy(self.policy)
-        try:
-            return super()._build_keras_model()
-        finally:
-            keras.config.set_dtype_policy("float32")
-
-
 def classifier(policy="float32", **params):
-    """A CNNClassifier whose network computes under ``policy``."""
-    if "precision" in CNNClassifier._get_param_names():
-        return CNNClassifier(precision=policy, **params)
-    return type(f"CNNClassifier_{policy}", (_UnderPolicy,), {"policy": policy})(**params)
+    """A CNNClassifier whose network computes under the Keras dtype policy ``policy``."""
+    return CNNClassifier(precision=policy, **params)
 
 
 def facts():
     backend = keras.backend.backend()
     module = sys.modules.get(backend)
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = set(next(line for line in cpuinfo if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        pass
+    flags = cpu_flags()
     try:
         smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
                               "--format=csv,noheader"], capture_output=True, text=True,
@@ -178,7 +154,8 @@ def throughput(data, n, epochs):
         start = time.perf_counter()
         accuracy = clf.score(x_test, y_test)
         predict = len(x_test) / (time.perf_counter() - start)
-        rows.append([device or "Keras's choice", policy, batch, placement(clf), train, predict,
+        chosen = policy if policy != "auto" else f"auto: {clf.precision_}"
+        rows.append([device or "Keras's choice", chosen, batch, placement(clf), train, predict,
                      f"{accuracy:.4f}"])
         print(f"  throughput {rows[-1]}", flush=True)
     cpu = rows[-1][4]

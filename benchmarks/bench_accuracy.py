@@ -184,6 +184,17 @@ def time_to_accuracy():
     return runs, resolve_precision("auto")
 
 
+def reached(curve, goal):
+    """``(epoch, training seconds)`` of the first point of ``curve`` at ``goal`` or above."""
+    return next(((epoch, s) for epoch, (s, accuracy) in enumerate(curve, 1)
+                 if accuracy >= goal), None)
+
+
+def curve_line(label, curve):
+    """One line of the doc listing the test accuracy after each epoch."""
+    return f"- {label}: " + ", ".join(f"{accuracy:.4f} ({s:.0f})" for s, accuracy in curve)
+
+
 def render_time_to_accuracy(runs, auto, load_before, load_after):
     """The doc section of ``--time-to-accuracy``."""
     import keras
@@ -191,10 +202,6 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
 
     tutorial = runs["tutorial"]
     base_s, base_accuracy = tutorial["curve"][-1][0], tutorial["curve"][-1][1]
-
-    def reached(curve, goal):
-        return next(((epoch, s) for epoch, (s, accuracy) in enumerate(curve, 1)
-                     if accuracy >= goal), None)
 
     def cell(hit, goal_ratio):
         if hit is None:
@@ -219,9 +226,7 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
             f"{run['curve'][-1][1]:.4f} | {cell(reached(run['curve'], base_accuracy), 0.5)} | "
             f"{cell(reached(run['curve'], STRONG_GOAL), 1.5)} |")
     curves = ["Test accuracy after each epoch (training seconds so far):", ""]
-    for name, run in runs.items():
-        points = ", ".join(f"{accuracy:.4f} ({s:.0f})" for s, accuracy in run["curve"])
-        curves.append(f"- {name}: {points}")
+    curves += [curve_line(name, run["curve"]) for name, run in runs.items()]
     return "\n".join([
         TTA_START,
         "## Time to accuracy (`benchmarks/bench_accuracy.py --time-to-accuracy`)",
@@ -257,16 +262,14 @@ def render(runs, load_before, load_after):
     curves = ["Test accuracy after each epoch (training seconds so far):", ""]
     for dataset, seed, run in runs:
         _, name, goal, epochs = DATASETS[dataset]
-        reached = next(((epoch, s) for epoch, (s, accuracy) in enumerate(run["curve"], 1)
-                        if accuracy >= goal), None)
-        met = reached is not None and reached[1] <= BUDGET_S
+        first = reached(run["curve"], goal)
+        met = first is not None and first[1] <= BUDGET_S
         table.append(
             f"| {name} | {epochs} | {seed} | {run['fit_s']:.0f} | {run['epoch_s']:.1f} | "
             f"{run['cores']:.2f} | {run['accuracy']:.4f} | "
-            f"{f'epoch {reached[0]}, {reached[1]:.0f} s' if reached else 'not reached'} | "
+            f"{f'epoch {first[0]}, {first[1]:.0f} s' if first else 'not reached'} | "
             f"≥ {goal} in ≤ {BUDGET_S} s | {'yes' if met else 'no'} |")
-        points = ", ".join(f"{accuracy:.4f} ({s:.0f})" for s, accuracy in run["curve"])
-        curves.append(f"- {name}, seed {seed}: {points}")
+        curves.append(curve_line(f"{name}, seed {seed}", run["curve"]))
     return "\n".join([
         START,
         "## Accuracy within 10 minutes (`benchmarks/bench_accuracy.py`)",

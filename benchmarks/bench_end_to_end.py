@@ -34,7 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from _doc import cpu_model, write_section  # noqa: E402  (beside this script)
+from _doc import write_section  # noqa: E402  (beside this script)
+from bench_training import machine_facts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ROOT.parent / "shared" / "data" / "fashion-mnist.npz"
@@ -153,12 +154,15 @@ def score(submission, y_test):
 
 
 def machine_line():
-    model = cpu_model()
     import keras
     import tensorflow as tf
 
-    return (f"{os.cpu_count()} cores, {model}; Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    from skimgclf._precision import resolve_precision
+
+    policy, reason = resolve_precision("auto")
+    return (f"{machine_facts()}; skimgclf trains in {policy} ({reason}), the tutorial in "
+            f"float32; Python {platform.python_version()}, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__}")
 
 
 def report(runs, machine, load_before, load_after, args):

@@ -20,7 +20,8 @@ machine; other jobs on the same cores stretch every time reported.
 ``--time-to-accuracy`` measures instead what a user waits for, in one run on Fashion-MNIST: the
 tutorial's own training (its Sequential network, batch 32, 10 epochs on its 80 % split, validated
 on the other 20 % after every epoch, as its code does), then CNNClassifier configurations on the
-same 48,000 images, each scored on the 10,000 test images after every epoch (outside the timing);
+same 48,000 images (or all 60,000, where ``CONTENDERS`` says so), each scored on the 10,000 test
+images after every epoch (outside the timing);
 it reports when each first reaches the tutorial's final test accuracy and 0.935, as ratios of the
 tutorial's training time (goals: ≤ 0.5 and ≤ 1.5). Section "time-to-accuracy".
 """
@@ -63,11 +64,15 @@ STRONG = {
 }
 
 
-# Time-to-accuracy contenders: name → (what it is, CNNClassifier parameters).
+# Time-to-accuracy contenders: name → (what it is, CNNClassifier parameters, whether it trains
+# on all 60,000 training images rather than the tutorial's 48,000). With a fixed schedule of
+# epochs nothing needs holding out, so a user of the strong configuration trains on them all.
 CONTENDERS = {
     "defaults": ("CNNClassifier(epochs=10), the tutorial's network with skimgclf's defaults "
-                 "(batch 64, precision='auto')", {"epochs": 10}),
-    "strong": ("the configuration above, 12 epochs, precision='auto'", {**STRONG, "epochs": 12}),
+                 "(batch 64, precision='auto')", {"epochs": 10}, False),
+    "strong-all": ("the configuration above, 15 epochs, augment='flip', tta='flip', on all "
+                   "60,000 training images", {**STRONG, "epochs": 15, "augment": "flip",
+                                             "tta": "flip"}, True),
 }
 
 
@@ -154,7 +159,7 @@ def curve_callback(x_test, y_test, tta=None):
 
 
 def time_to_accuracy():
-    """The tutorial's training, then each of ``CONTENDERS``, on the same images; their curves."""
+    """The tutorial's training, then each of ``CONTENDERS``; their curves."""
     import keras
     from sklearn.model_selection import train_test_split
 
@@ -177,12 +182,12 @@ def time_to_accuracy():
               verbose=0)
     runs = {"tutorial": {"wall": time.perf_counter() - start, "curve": curve.points}}
     print(f"tutorial: {runs['tutorial']}", file=sys.stderr)
-    for name, (_, params) in CONTENDERS.items():
+    for name, (_, params, on_all) in CONTENDERS.items():
         keras.backend.clear_session()
         curve = curve_callback(x_test, y_test, params.get("tta"))
         clf = CNNClassifier(**params, random_state=0, callbacks=[curve])
         start = time.perf_counter()
-        clf.fit(x_train, labels)
+        clf.fit(*((x_all, y_all) if on_all else (x_train, labels)))
         runs[name] = {"wall": time.perf_counter() - start, "curve": curve.points,
                       "precision": clf.precision_}
         print(f"{name}: {runs[name]}", file=sys.stderr)
@@ -216,18 +221,19 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
                 f"({'met' if ratio <= goal_ratio else 'not met'})")
 
     table = [
-        "| contender | precision | training time (s) | final test accuracy "
+        "| contender | training images | precision | training time (s) | final test accuracy "
         f"| reached the tutorial's {base_accuracy:.4f} (goal ≤ 0.5×) "
         f"| reached {STRONG_GOAL} (goal ≤ 1.5×) |",
-        "|---|---|---:|---:|---|---|",
+        "|---|---:|---|---:|---:|---|---|",
         f"| the tutorial's code (Sequential, batch 32, 10 epochs, validated every epoch) "
-        f"| float32 | {base_s:.0f} | {base_accuracy:.4f} | 1.00× by definition "
+        f"| 48,000 | float32 | {base_s:.0f} | {base_accuracy:.4f} | 1.00× by definition "
         f"| {cell(reached(tutorial['curve'], STRONG_GOAL), 1.5)} |",
     ]
-    for name, (what, _) in CONTENDERS.items():
+    for name, (what, _, on_all) in CONTENDERS.items():
         run = runs[name]
         table.append(
-            f"| {what} | {run['precision']} | {run['curve'][-1][0]:.0f} | "
+            f"| {what} | {'60,000' if on_all else '48,000'} | {run['precision']} | "
+            f"{run['curve'][-1][0]:.0f} | "
             f"{run['curve'][-1][1]:.4f} | {cell(reached(run['curve'], base_accuracy), 0.5)} | "
             f"{cell(reached(run['curve'], STRONG_GOAL), 1.5)} |")
     curves = ["Test accuracy after each epoch (training seconds so far):", ""]
@@ -240,11 +246,13 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
         f"{platform.python_version()}, NumPy {np.__version__}, Keras {keras.__version__}. "
         f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.",
         "",
-        "One run, one process, one contender after the other, all on the tutorial's 48,000 "
-        "training images (its seeded 80 % split of the 60,000); test accuracy on the 10,000 "
-        "test images after every epoch, its scoring left out of the times. Times are the "
-        "training time up to the end of the epoch that first reached the accuracy, as ratios "
-        "of the tutorial's whole training time in the same run.",
+        "One run, one process, one contender after the other, on the tutorial's 48,000 "
+        "training images (its seeded 80 % split of the 60,000) or, where the table says so, "
+        "on all 60,000 (a fixed schedule of epochs needs no holdout); test accuracy on the "
+        "10,000 test images after every epoch, with the contender's test-time augmentation "
+        "where it has one, its scoring left out of the times. Times are the training time up "
+        "to the end of the epoch that first reached the accuracy, as ratios of the tutorial's "
+        "whole training time in the same run.",
         "",
         *table,
         "",

@@ -73,6 +73,9 @@ CONTENDERS = {
     "strong-all": ("the configuration above, 15 epochs, augment='flip', tta='flip', on all "
                    "60,000 training images", {**STRONG, "epochs": 15, "augment": "flip",
                                              "tta": "flip"}, True),
+    "strong-one-cycle": ("the same with lr_schedule='one_cycle', learning_rate=3e-3",
+                         {**STRONG, "epochs": 15, "augment": "flip", "tta": "flip",
+                          "lr_schedule": "one_cycle", "learning_rate": 3e-3}, True),
 }
 
 

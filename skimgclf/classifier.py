@@ -39,6 +39,7 @@ from ._network import (
     set_trainable,
 )
 from ._precision import PRECISIONS, is_native, network_precision, resolve_precision
+from ._schedules import OneCycle
 from ._tta import TTA_PRESETS, predict_views
 
 # What this subclass takes from scikeras beyond its public API: methods and properties of
@@ -110,11 +111,14 @@ class CNNClassifier(KerasClassifier):
         Name or class of the Keras optimizer, created afresh at each fit.
     learning_rate : float, default=0.001
         Learning rate of the optimizer.
-    lr_schedule : {"cosine"} or None, default=None
+    lr_schedule : {"cosine", "one_cycle"} or None, default=None
         ``"cosine"`` lowers the learning rate at the start of each epoch along half a cosine,
-        from ``learning_rate`` at the first epoch towards 0 after ``epochs`` epochs (the
-        schedule starts again every ``epochs`` epochs of ``partial_fit``); None keeps it
-        constant.
+        from ``learning_rate`` at the first epoch towards 0 after ``epochs`` epochs.
+        ``"one_cycle"`` sets it at every step: up from ``learning_rate / 10`` to
+        ``learning_rate`` over the first 30 % of the steps, then along half a cosine down to
+        ``learning_rate / 1000`` (Smith and Topin's one-cycle policy; its peak can be higher
+        than a constant rate's, such as 3e-3 for Adam). Either schedule starts again every
+        ``epochs`` epochs of ``partial_fit``; None keeps the rate constant.
     epochs : int, default=10
         Passes over the training data per ``fit``, ``freeze_epochs`` included.
     freeze_epochs : int, default=1
@@ -249,7 +253,7 @@ class CNNClassifier(KerasClassifier):
         "optimizer": [Rule(_is_keras_optimizer, "the name of a Keras optimizer, such as "
                                                 "'adam', 'sgd' or 'rmsprop'"), type],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "lr_schedule": [None, StrOptions({"cosine"})],
+        "lr_schedule": [None, StrOptions({"cosine", "one_cycle"})],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
         "trainable_layers": [StrOptions({"all"}), Interval(Integral, 0, None, closed="left")],
@@ -577,6 +581,8 @@ class CNNClassifier(KerasClassifier):
         if self.lr_schedule == "cosine":
             self._fit_callbacks = [*self._fit_callbacks,
                                    keras.callbacks.LearningRateScheduler(self._cosine_rate)]
+        elif self.lr_schedule == "one_cycle":
+            self._fit_callbacks = [*self._fit_callbacks, OneCycle(self.epochs, self._rate)]
 
     def _cosine_rate(self, epoch):
         # Per epoch rather than per step: the number of steps is not known when the network is

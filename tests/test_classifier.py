@@ -322,6 +322,29 @@ def test_cosine_schedule_and_batch_norm_blocks(fashion):
     assert kinds.count("BatchNormalization") == 2 and kinds.count("MaxPooling2D") == 2
 
 
+def test_one_cycle_schedule_rises_then_falls_step_by_step(fashion):
+    x_train, y_train, _, _ = fashion
+    rates = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    clf = CNNClassifier(**{**TINY, "lr_schedule": "one_cycle", "batch_size": 10},
+                        callbacks=[Probe()])
+    clf.fit(x_train[:60], y_train[:60])
+    # 2 epochs of 6 steps: from a tenth of the peak up to it over 30 % of the steps (the peak
+    # falls between steps 3 and 4), then down along half a cosine towards a thousandth of it.
+    assert len(rates) == 12
+    assert rates[0] == pytest.approx(0.0005)
+    assert rates[:4] == sorted(rates[:4]) and rates[4:] == sorted(rates[4:], reverse=True)
+    assert max(rates) == pytest.approx(0.005, rel=0.05)
+    assert rates[-1] < 0.0002
+    assert clf.history_["learning_rate"] == pytest.approx([rates[5], rates[11]])
+    clf.partial_fit(x_train[:60], y_train[:60])
+    assert rates[12] == pytest.approx(0.0005)  # a new cycle
+
+
 def test_device_places_the_network(fitted, fashion):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the check reads TensorFlow's device names")

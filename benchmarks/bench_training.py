@@ -300,6 +300,11 @@ def run_worker(settings):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def median_ratio(numerators, denominators):
+    """The median of the ratios of times measured in the same turns."""
+    return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
+
 def machine_facts():
     flags = cpu_flags()
     bf16 = "has avx512_bf16" if "avx512_bf16" in flags else "no avx512_bf16"
@@ -409,10 +414,8 @@ def render(args, rows, ceilings, flops, turns, precision, load_before, load_afte
             "(goal ≥ 0.95).")
     if turns:
         ours, raw = turns["skimgclf"], turns["keras"]
-        epoch_ratio = statistics.median(k / s for k, s in zip(raw["epochs"], ours["epochs"],
-                                                                   strict=True))
-        call_ratio = statistics.median(k / s for k, s in zip(raw["calls"], ours["calls"],
-                                                                  strict=True))
+        epoch_ratio = median_ratio(raw["epochs"], ours["epochs"])
+        call_ratio = median_ratio(raw["calls"], ours["calls"])
         lines.append(
             f"Taking turns in one process ({args.turns} turns after a first that traces, one "
             f"epoch each per turn, the same {args.n_images:,} images): CNNClassifier "
@@ -422,8 +425,7 @@ def render(args, rows, ceilings, flops, turns, precision, load_before, load_afte
             f"{call_ratio:.2f} per whole `fit` call, input checks included (goal ≥ 0.95).")
     if precision:
         full, half = precision["float32"], precision["mixed_bfloat16"]
-        ratio = statistics.median(f / h for f, h in zip(full["epochs"], half["epochs"],
-                                                          strict=True))
+        ratio = median_ratio(full["epochs"], half["epochs"])
         lines.append(
             f"Precision, taking turns in one process ({args.precision_turns} turns after a first "
             f"that traces, one epoch each per turn, the same {precision['n_images']:,} images): "

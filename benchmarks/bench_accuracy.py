@@ -21,9 +21,9 @@ machine; other jobs on the same cores stretch every time reported.
 tutorial's own training (its Sequential network, batch 32, 10 epochs on its 80 % split, validated
 on the other 20 % after every epoch, as its code does), then CNNClassifier configurations on the
 same 48,000 images (or all 60,000, where ``CONTENDERS`` says so), each scored on the 10,000 test
-images after every epoch (outside the timing);
-it reports when each first reaches the tutorial's final test accuracy and 0.935, as ratios of the
-tutorial's training time (goals: ≤ 0.5 and ≤ 1.5). Section "time-to-accuracy".
+images after every epoch (outside the timing), then the tutorial's training again; it reports
+when each first reaches the tutorial's final test accuracy and 0.935, as ratios of the mean of the
+tutorial's two training times (goals: ≤ 0.5 and ≤ 1.5). Section "time-to-accuracy".
 """
 
 import argparse
@@ -42,6 +42,7 @@ DATA = ROOT.parent / "shared" / "data"
 START, END = markers("accuracy")
 TTA_START, TTA_END = markers("time-to-accuracy")
 STRONG_GOAL = 0.935
+TUTORIAL_AGAIN = "tutorial, again at the end"
 
 BUDGET_S = 600
 
@@ -161,8 +162,28 @@ def curve_callback(x_test, y_test, tta=None):
     return Curve()
 
 
+def tutorial_run(data):
+    """The tutorial's own training on ``data``; its wall time and test-accuracy curve."""
+    import keras
+
+    x_train, y_train, x_val, y_val, x_test, y_test = data
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = tutorial_network()
+    model.compile(loss="categorical_crossentropy", optimizer="Adam", metrics=["accuracy"])
+    curve = curve_callback(x_test, y_test)
+    start = time.perf_counter()
+    model.fit(x_train, y_train, epochs=10, validation_data=(x_val, y_val), callbacks=[curve],
+              verbose=0)
+    return {"wall": time.perf_counter() - start, "curve": curve.points}
+
+
 def time_to_accuracy():
-    """The tutorial's training, then each of ``CONTENDERS``; their curves."""
+    """The tutorial's training, each of ``CONTENDERS``, the tutorial again; their curves.
+
+    The tutorial runs first and last because this machine kind's speed can move between two
+    levels within minutes: a contender's time is then compared with the mean of the two.
+    """
     import keras
     from sklearn.model_selection import train_test_split
 
@@ -175,15 +196,9 @@ def time_to_accuracy():
     one_hot = keras.utils.to_categorical(y_all)
     x_train, x_val, y_train, y_val = train_test_split(x_all, one_hot, random_state=42,
                                                       test_size=0.2)
+    data = (x_train, y_train, x_val, y_val, x_test, y_test)
     labels = y_train.argmax(axis=1)
-    keras.utils.set_random_seed(0)
-    model = tutorial_network()
-    model.compile(loss="categorical_crossentropy", optimizer="Adam", metrics=["accuracy"])
-    curve = curve_callback(x_test, y_test)
-    start = time.perf_counter()
-    model.fit(x_train, y_train, epochs=10, validation_data=(x_val, y_val), callbacks=[curve],
-              verbose=0)
-    runs = {"tutorial": {"wall": time.perf_counter() - start, "curve": curve.points}}
+    runs = {"tutorial": tutorial_run(data)}
     print(f"tutorial: {runs['tutorial']}", file=sys.stderr)
     for name, (_, params, on_all) in CONTENDERS.items():
         keras.backend.clear_session()
@@ -194,6 +209,8 @@ def time_to_accuracy():
         runs[name] = {"wall": time.perf_counter() - start, "curve": curve.points,
                       "precision": clf.precision_}
         print(f"{name}: {runs[name]}", file=sys.stderr)
+    runs[TUTORIAL_AGAIN] = tutorial_run(data)
+    print(f"{TUTORIAL_AGAIN}: {runs[TUTORIAL_AGAIN]}", file=sys.stderr)
     return runs, resolve_precision("auto")
 
 
@@ -214,24 +231,32 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
     import numpy as np
 
     tutorial = runs["tutorial"]
-    base_s, base_accuracy = tutorial["curve"][-1][0], tutorial["curve"][-1][1]
+    base_accuracy = tutorial["curve"][-1][1]
+    tutorial_s = [runs[name]["curve"][-1][0] for name in ("tutorial", TUTORIAL_AGAIN)]
+    base_s = statistics.mean(tutorial_s)
 
     def cell(hit, goal_ratio):
         if hit is None:
             return "not reached"
         ratio = hit[1] / base_s
-        return (f"epoch {hit[0]}, {hit[1]:.0f} s = **{ratio:.2f}×** "
-                f"({'met' if ratio <= goal_ratio else 'not met'})")
+        low, high = sorted(hit[1] / s for s in tutorial_s)
+        return (f"epoch {hit[0]}, {hit[1]:.0f} s = **{ratio:.2f}×** ({low:.2f}–{high:.2f}; "
+                f"{'met' if ratio <= goal_ratio else 'not met'})")
 
     table = [
         "| contender | training images | precision | training time (s) | final test accuracy "
         f"| reached the tutorial's {base_accuracy:.4f} (goal ≤ 0.5×) "
         f"| reached {STRONG_GOAL} (goal ≤ 1.5×) |",
         "|---|---:|---|---:|---:|---|---|",
-        f"| the tutorial's code (Sequential, batch 32, 10 epochs, validated every epoch) "
-        f"| 48,000 | float32 | {base_s:.0f} | {base_accuracy:.4f} | 1.00× by definition "
-        f"| {cell(reached(tutorial['curve'], STRONG_GOAL), 1.5)} |",
     ]
+    for name in ("tutorial", TUTORIAL_AGAIN):
+        run = runs[name]
+        table.append(
+            f"| the tutorial's code (Sequential, batch 32, 10 epochs, validated every epoch)"
+            f"{', run again after the contenders' if name == TUTORIAL_AGAIN else ''} "
+            f"| 48,000 | float32 | {run['curve'][-1][0]:.0f} | {run['curve'][-1][1]:.4f} "
+            f"| 1.00× by definition (their mean, {base_s:.0f} s) "
+            f"| {cell(reached(run['curve'], STRONG_GOAL), 1.5)} |")
     for name, (what, _, on_all) in CONTENDERS.items():
         run = runs[name]
         table.append(
@@ -249,13 +274,16 @@ def render_time_to_accuracy(runs, auto, load_before, load_after):
         f"{platform.python_version()}, NumPy {np.__version__}, Keras {keras.__version__}. "
         f"Load average (1, 5, 15 min) before: {load_before}; after: {load_after}.",
         "",
-        "One run, one process, one contender after the other, on the tutorial's 48,000 "
+        "One run, one process, one contender after the other between two runs of the "
+        "tutorial's code (this machine kind's speed can move between two levels within "
+        "minutes), on the tutorial's 48,000 "
         "training images (its seeded 80 % split of the 60,000) or, where the table says so, "
         "on all 60,000 (a fixed schedule of epochs needs no holdout); test accuracy on the "
         "10,000 test images after every epoch, with the contender's test-time augmentation "
         "where it has one, its scoring left out of the times. Times are the training time up "
-        "to the end of the epoch that first reached the accuracy, as ratios of the tutorial's "
-        "whole training time in the same run.",
+        "to the end of the epoch that first reached the accuracy, as ratios of the mean of "
+        "the tutorial's two training times in the same run (in brackets: the ratios to each); "
+        "the target is the first tutorial run's final test accuracy.",
         "",
         *table,
         "",

@@ -1,5 +1,6 @@
-"""The one-cycle learning-rate schedule, set at every training step."""
+"""The learning-rate schedules of ``CNNClassifier(lr_schedule=...)``, as Keras callbacks."""
 
+import functools
 import math
 
 from ._backend import keras
@@ -46,3 +47,22 @@ class OneCycle(keras.callbacks.Callback):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(
                 self.model.optimizer.learning_rate))
+
+
+def _cosine_epoch_rate(epochs, peak, epoch):
+    # Per epoch rather than per step, as it always was (one_cycle is the per-step one). The
+    # last epoch still learns, at a small rate.
+    return peak(epoch) * (1 + math.cos(math.pi * (epoch % epochs) / epochs)) / 2
+
+
+def schedule_callback(name, epochs, peak):
+    """The callback running schedule ``name`` ("cosine" or "one_cycle") over ``epochs``.
+
+    ``peak(epoch)`` is the rate the schedule starts from ("cosine") or rises to ("one_cycle")
+    in ``epoch``; both restart every ``epochs`` epochs, so that ``partial_fit`` runs a new
+    cycle each call.
+    """
+    if name == "cosine":
+        return keras.callbacks.LearningRateScheduler(
+            functools.partial(_cosine_epoch_rate, epochs, peak))
+    return OneCycle(epochs, peak)

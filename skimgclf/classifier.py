@@ -11,7 +11,6 @@ callbacks, warm start, pickling of the Keras model) and replaces those parts.
 from ._backend import keras, keras_session, seeded
 
 # isort: split
-import math
 import os
 import warnings
 from numbers import Integral, Real
@@ -39,7 +38,7 @@ from ._network import (
     set_trainable,
 )
 from ._precision import PRECISIONS, is_native, network_precision, resolve_precision
-from ._schedules import OneCycle
+from ._schedules import schedule_callback
 from ._tta import TTA_PRESETS, predict_views
 
 # What this subclass takes from scikeras beyond its public API: methods and properties of
@@ -578,17 +577,9 @@ class CNNClassifier(KerasClassifier):
             monitor = "val_loss" if self.validation_split else "loss"
             self._fit_callbacks = [*self._fit_callbacks, keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=self.patience, restore_best_weights=True)]
-        if self.lr_schedule == "cosine":
+        if self.lr_schedule:
             self._fit_callbacks = [*self._fit_callbacks,
-                                   keras.callbacks.LearningRateScheduler(self._cosine_rate)]
-        elif self.lr_schedule == "one_cycle":
-            self._fit_callbacks = [*self._fit_callbacks, OneCycle(self.epochs, self._rate)]
-
-    def _cosine_rate(self, epoch):
-        # Per epoch rather than per step: the number of steps is not known when the network is
-        # built, and partial_fit counts epochs. The last epoch still learns, at a small rate.
-        phase = (epoch % self.epochs) / self.epochs
-        return self._rate(epoch) * (1 + math.cos(math.pi * phase)) / 2
+                                   schedule_callback(self.lr_schedule, self.epochs, self._rate)]
 
     def _freezes(self):
         return bool(self.backbone) and self.weights is not None and self.freeze_epochs > 0

@@ -30,6 +30,7 @@ from ._backbones import BACKBONES
 from ._batches import PixelBatches
 from ._constraints import Rule
 from ._image_input import check_images
+from ._interrupts import interrupts_between_batches
 from ._network import (
     AUGMENT_KINDS,
     AUGMENT_PRESETS,
@@ -633,9 +634,10 @@ class CNNClassifier(KerasClassifier):
             if trainable_layers is not None and set_trainable(self.model_, trainable_layers):
                 # Keras takes the new set of trainable weights only when compiled again.
                 compile_network(self.model_, self.optimizer, self._rate(first))
-            with self._seeded():
+            with self._seeded(), interrupts_between_batches() as interrupt:
                 history = self.model_.fit(**data, epochs=stop, initial_epoch=first,
-                                          callbacks=self._fit_callbacks, verbose=self.verbose)
+                                          callbacks=[*self._fit_callbacks, interrupt],
+                                          verbose=self.verbose)
             for key, values in history.history.items():
                 self.history_.setdefault(key, []).extend(float(value) for value in values)
 

@@ -230,6 +230,11 @@ class CNNClassifier(KerasClassifier):
     identical results matter more than speed (it makes every later unseeded TensorFlow random
     op fail, so skimgclf does not switch it on for you).
 
+    Ctrl-C (KeyboardInterrupt) during training is raised before the next batch rather than
+    inside TensorFlow, which an exception could leave corrupt; a second Ctrl-C raises at once.
+    This holds in the main thread where Python's own SIGINT handler is in place, and leaves a
+    handler of your own alone.
+
     Examples
     --------
     >>> from skimgclf import CNNClassifier

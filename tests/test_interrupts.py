@@ -49,7 +49,7 @@ class CtrlC(keras.callbacks.Callback):
 
 
 def test_ctrl_c_is_raised_between_batches_by_skimgclf(default_ctrl_c, images):
-    probe = CtrlC(at=5)  # the second epoch's second batch (4 a epoch)
+    probe = CtrlC(at=5)  # the second epoch's second batch (4 batches an epoch)
     with pytest.raises(KeyboardInterrupt) as excinfo:
         CNNClassifier(**TINY, callbacks=[probe]).fit(*images)
     # Raised from skimgclf's callback before the batch ran, not where the signal came in.

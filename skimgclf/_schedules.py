@@ -12,7 +12,7 @@ _WARM_UP = 0.3
 _START, _END = 1 / 10, 1 / 1000
 
 
-def one_cycle_rate(peak, progress):
+def _one_cycle_rate(peak, progress):
     """The learning rate ``progress`` (0 to 1) of the way through a cycle peaking at ``peak``."""
     if progress < _WARM_UP:
         return peak * (_START + (1 - _START) * progress / _WARM_UP)
@@ -20,7 +20,7 @@ def one_cycle_rate(peak, progress):
     return peak * (_END + (1 - _END) * (1 + math.cos(math.pi * fall)) / 2)
 
 
-class OneCycle(keras.callbacks.Callback):
+class _OneCycle(keras.callbacks.Callback):
     """Sets the optimizer's rate before each step, one cycle every ``epochs`` epochs.
 
     ``peak(epoch)`` is the cycle's peak during ``epoch`` (a backbone's fine-tuning peaks
@@ -39,7 +39,7 @@ class OneCycle(keras.callbacks.Callback):
         # Without a known number of steps the rate moves once an epoch.
         steps = self.params.get("steps") or 1
         done = (self.epoch % self.epochs) * steps + min(batch, steps - 1)
-        self.model.optimizer.learning_rate = one_cycle_rate(self.peak(self.epoch),
+        self.model.optimizer.learning_rate = _one_cycle_rate(self.peak(self.epoch),
                                                             done / (self.epochs * steps))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -59,10 +59,10 @@ def schedule_callback(name, epochs, peak):
     """The callback running schedule ``name`` ("cosine" or "one_cycle") over ``epochs``.
 
     ``peak(epoch)`` is the rate the schedule starts from ("cosine") or rises to ("one_cycle")
-    in ``epoch``; both restart every ``epochs`` epochs, so that ``partial_fit`` runs a new
-    cycle each call.
+    in ``epoch``; both restart every ``epochs`` epochs counted from the network's first, so
+    that ``partial_fit``, an epoch per call, follows the schedule that ``fit`` would.
     """
     if name == "cosine":
         return keras.callbacks.LearningRateScheduler(
             functools.partial(_cosine_epoch_rate, epochs, peak))
-    return OneCycle(epochs, peak)
+    return _OneCycle(epochs, peak)
